@@ -1,0 +1,39 @@
+# Payesh — the two set-up commands are `make run` and `make test`.
+GO        ?= go
+STORE     ?= sqlite://./data/payesh.db
+ADDR      ?= :8080
+PKGS      := ./...
+STATICCHECK_VERSION := 2025.1.1
+
+.PHONY: all build run test test-short lint bench services clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## run: the server on the embedded SQLite store, seeded with demo data on first start.
+run: build
+	./bin/payeshd --store '$(STORE)' --addr '$(ADDR)' --demo
+
+## test: the whole suite with the race detector, against a real PostgreSQL.
+test: services
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+## test-short: unit tests only, no database servers.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+services:
+	@./scripts/ensure-postgres.sh
+
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+## bench: throughput benchmarks, each beside its raw baseline.
+bench: services
+	$(GO) test -run '^$$' -bench . -benchtime 5000x -count 1 ./eventstore/...
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,289 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// The global hash chain makes the log a single sequence: an event's hash needs
+// its predecessor's, so positions are handed out one transaction at a time
+// under a lock on the chain head. Holding that lock across a commit costs one
+// disk flush per transaction, which would cap throughput at one append per
+// flush whatever the number of writers. GroupCommitter instead gathers the
+// appends that arrive while a transaction is in flight and writes them
+// together in the next one: each append still gets its own optimistic
+// concurrency check and idempotency check, but they share one lock
+// acquisition and one flush. Under load the batch grows, so throughput rises
+// with the number of concurrent writers instead of queueing behind the lock.
+
+// BatchTx is one open transaction of a SQL backend, holding the chain-head
+// lock from LockHead until Commit or Rollback. Its methods are called from a
+// single goroutine.
+type BatchTx interface {
+	// LockHead takes the exclusive lock on the chain head (so no other
+	// process can append until this transaction ends) and returns it.
+	LockHead(ctx context.Context) (Head, error)
+	// StoredIDs returns the stored events among ids, keyed by ID.
+	StoredIDs(ctx context.Context, ids []string) (map[string]Event, error)
+	// StreamVersions returns the current version of each stream (absent
+	// streams may be omitted, meaning 0).
+	StreamVersions(ctx context.Context, streams []string) (map[string]uint64, error)
+	// Insert writes events, in position order, and moves the head to the
+	// last one.
+	Insert(ctx context.Context, events []Event, head Head) error
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// BatchBackend opens transactions for the GroupCommitter.
+type BatchBackend interface {
+	Begin(ctx context.Context) (BatchTx, error)
+}
+
+// GroupCommitter serialises appends through one goroutine that commits them
+// in batches. Create it with NewGroupCommitter, run Run in a goroutine, and
+// call Append from any number of goroutines.
+type GroupCommitter struct {
+	backend  BatchBackend
+	maxBatch int
+	now      func() time.Time
+	requests chan *appendRequest
+	// Committed, if set, is called after every successful commit with the
+	// new head; backends use it to wake their subscribers.
+	committed func(Head)
+
+	closeOnce sync.Once
+	closing   chan struct{}
+	done      chan struct{}
+}
+
+type appendRequest struct {
+	ctx      context.Context
+	stream   string
+	expected ExpectedVersion
+	events   []Proposed
+	reply    chan appendReply
+}
+
+type appendReply struct {
+	res AppendResult
+	err error
+}
+
+// GroupCommitConfig configures a GroupCommitter.
+type GroupCommitConfig struct {
+	// MaxBatch caps the events written in one transaction (default 512).
+	MaxBatch int
+	// Now is the clock for recorded-at (default time.Now).
+	Now func() time.Time
+	// Committed is called after each commit with the new head.
+	Committed func(Head)
+}
+
+// NewGroupCommitter returns a committer writing through backend. Run must be
+// started for appends to proceed.
+func NewGroupCommitter(backend BatchBackend, cfg GroupCommitConfig) *GroupCommitter {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 512
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &GroupCommitter{
+		backend:   backend,
+		maxBatch:  cfg.MaxBatch,
+		now:       cfg.Now,
+		committed: cfg.Committed,
+		requests:  make(chan *appendRequest, 1024),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+}
+
+// Append validates the request, queues it for the next batch and waits for
+// its outcome. It implements Store.Append's contract.
+func (g *GroupCommitter) Append(ctx context.Context, stream string, expected ExpectedVersion, events []Proposed) (AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return AppendResult{}, err
+	}
+	if err := Validate(stream, events, g.now()); err != nil {
+		return AppendResult{}, err
+	}
+	req := &appendRequest{ctx: ctx, stream: stream, expected: expected, events: events, reply: make(chan appendReply, 1)}
+	select {
+	case g.requests <- req:
+	case <-g.closing:
+		return AppendResult{}, ErrClosed
+	case <-ctx.Done():
+		return AppendResult{}, ctx.Err()
+	}
+	// Once queued, the request may already be in a transaction: wait for
+	// its outcome rather than returning on cancellation, so the caller never
+	// sees "cancelled" for an append that committed.
+	r := <-req.reply
+	return r.res, r.err
+}
+
+// Run commits queued appends until Close is called. It returns when the
+// queue is drained.
+func (g *GroupCommitter) Run() {
+	defer close(g.done)
+	for {
+		var first *appendRequest
+		select {
+		case first = <-g.requests:
+		case <-g.closing:
+			g.drain()
+			return
+		}
+		batch := []*appendRequest{first}
+		n := len(first.events)
+	fill:
+		for n < g.maxBatch {
+			select {
+			case r := <-g.requests:
+				batch = append(batch, r)
+				n += len(r.events)
+			default:
+				break fill
+			}
+		}
+		g.commit(batch)
+	}
+}
+
+// drain refuses what is still queued after Close.
+func (g *GroupCommitter) drain() {
+	for {
+		select {
+		case r := <-g.requests:
+			r.reply <- appendReply{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// Close stops Run after the batch in flight and waits for it.
+func (g *GroupCommitter) Close() {
+	g.closeOnce.Do(func() { close(g.closing) })
+	<-g.done
+}
+
+func (g *GroupCommitter) commit(batch []*appendRequest) {
+	// Requests cancelled while queued are dropped before the transaction.
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.reply <- appendReply{err: err}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The transaction is not tied to any one caller's context: a caller
+	// giving up must not abort the others' appends.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	replies, head, wrote, err := g.write(ctx, live)
+	if err != nil {
+		for _, r := range live {
+			r.reply <- appendReply{err: err}
+		}
+		return
+	}
+	if wrote && g.committed != nil {
+		g.committed(head)
+	}
+	for i, r := range live {
+		r.reply <- replies[i]
+	}
+}
+
+func (g *GroupCommitter) write(ctx context.Context, batch []*appendRequest) (_ []appendReply, _ Head, wrote bool, err error) {
+	tx, err := g.backend.Begin(ctx)
+	if err != nil {
+		return nil, Head{}, false, fmt.Errorf("eventstore: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback(ctx)
+		}
+	}()
+	head, err := tx.LockHead(ctx)
+	if err != nil {
+		return nil, Head{}, false, err
+	}
+	var ids, streams []string
+	for _, r := range batch {
+		for _, e := range r.events {
+			ids = append(ids, e.ID)
+		}
+		streams = append(streams, r.stream)
+	}
+	stored, err := tx.StoredIDs(ctx, ids)
+	if err != nil {
+		return nil, Head{}, false, err
+	}
+	versions, err := tx.StreamVersions(ctx, streams)
+	if err != nil {
+		return nil, Head{}, false, err
+	}
+
+	now := g.now()
+	replies := make([]appendReply, len(batch))
+	var pending []Event
+	for i, r := range batch {
+		if dup, res, derr := duplicateOf(r, stored); dup {
+			replies[i] = appendReply{res: res, err: derr}
+			continue
+		}
+		current := versions[r.stream]
+		if !r.expected.Matches(current) {
+			replies[i] = appendReply{err: &VersionError{Stream: r.stream, Expected: r.expected, Actual: current}}
+			continue
+		}
+		built, h := Build(r.stream, current, head.Position, head.Hash, now, r.events)
+		head = Head{Position: built[len(built)-1].Position, Hash: h}
+		versions[r.stream] = built[len(built)-1].Version
+		for _, e := range built {
+			// Later requests in this batch retrying the same IDs see these.
+			stored[e.ID] = e
+		}
+		pending = append(pending, built...)
+		replies[i] = appendReply{res: AppendResult{
+			FirstVersion: built[0].Version, LastVersion: built[len(built)-1].Version,
+			FirstPosition: built[0].Position, LastPosition: built[len(built)-1].Position,
+		}}
+	}
+	if len(pending) == 0 {
+		return replies, head, false, tx.Rollback(ctx)
+	}
+	if err := tx.Insert(ctx, pending, head); err != nil {
+		return nil, Head{}, false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, Head{}, false, fmt.Errorf("eventstore: commit: %w", err)
+	}
+	return replies, head, true, nil
+}
+
+// duplicateOf reports whether any of r's IDs is already stored and, if so,
+// what the append must answer.
+func duplicateOf(r *appendRequest, stored map[string]Event) (bool, AppendResult, error) {
+	found := make(map[string]Event)
+	for _, e := range r.events {
+		if s, ok := stored[e.ID]; ok {
+			found[e.ID] = s
+		}
+	}
+	if len(found) == 0 {
+		return false, AppendResult{}, nil
+	}
+	res, err := CheckDuplicate(r.stream, r.events, found)
+	return true, res, err
+}

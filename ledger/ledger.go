@@ -1,0 +1,248 @@
+// Package ledger is Payesh's command side: it loads an aggregate's stream,
+// folds it into state, asks the aggregate's decider what the command means,
+// and appends the resulting events with optimistic concurrency. It is the
+// only code that turns domain events into stored events and back, so the
+// envelope (actor, idempotency key, correlation, backdating) is filled in
+// here and nowhere else.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/payesh/payesh/domain"
+	"github.com/payesh/payesh/eventstore"
+)
+
+// Meta is what a command carries besides its payload: who sent it and how
+// to recognise a retry of it. The actor comes from the caller's credentials.
+type Meta struct {
+	Actor eventstore.Actor
+	// IdempotencyKey identifies the command: executing a command whose key
+	// is already recorded in the target stream returns the original outcome
+	// and appends nothing.
+	IdempotencyKey string
+	CorrelationID  string
+	CausationID    string
+	// OccurredAt is the business time of the command's events; zero means
+	// now. A time in the past needs BackdateReason.
+	OccurredAt     time.Time
+	BackdateReason string
+}
+
+// Result is the outcome of an executed command.
+type Result struct {
+	Stream        string
+	EventIDs      []string
+	FirstVersion  uint64
+	Version       uint64 // stream version after the command
+	FirstPosition uint64
+	Position      uint64 // global position of the last event appended
+	// Duplicate is true when the idempotency key had been seen: nothing was
+	// appended and the fields describe the original execution.
+	Duplicate bool
+}
+
+// Ledger executes commands against an event store. It is safe for
+// concurrent use.
+type Ledger struct {
+	store    eventstore.Store
+	registry *domain.Registry
+	newID    func() string
+	// MaxAttempts bounds retries after version conflicts.
+	maxAttempts int
+}
+
+// Option configures a Ledger.
+type Option func(*Ledger)
+
+// WithIDs replaces the event ID generator (tests use deterministic IDs).
+func WithIDs(f func() string) Option { return func(l *Ledger) { l.newID = f } }
+
+// WithMaxAttempts sets how often a command is retried after a concurrent
+// writer changed its stream (default 10).
+func WithMaxAttempts(n int) Option { return func(l *Ledger) { l.maxAttempts = n } }
+
+// New returns a Ledger over store that decodes events with registry.
+func New(store eventstore.Store, registry *domain.Registry, opts ...Option) *Ledger {
+	l := &Ledger{
+		store:       store,
+		registry:    registry,
+		newID:       func() string { return uuid.Must(uuid.NewV7()).String() },
+		maxAttempts: 10,
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// Store returns the underlying event store.
+func (l *Ledger) Store() eventstore.Store { return l.store }
+
+// Registry returns the event registry.
+func (l *Ledger) Registry() *domain.Registry { return l.registry }
+
+// ErrTooMuchContention is returned when a command lost the race for its
+// stream MaxAttempts times in a row.
+var ErrTooMuchContention = errors.New("ledger: stream too contended, command not applied")
+
+// Execute runs one command against one stream: load, fold, decide, append,
+// retrying from the load when another writer appended first. A decider error
+// is returned unchanged (it is the caller's input that is wrong); nothing is
+// appended then. A command that decides no events returns a Result with no
+// event IDs.
+func Execute[S, C any](ctx context.Context, l *Ledger, stream string, d domain.Decider[S, C], cmd C, meta Meta) (Result, error) {
+	for attempt := 0; attempt < l.maxAttempts; attempt++ {
+		history, version, err := l.Load(ctx, stream)
+		if err != nil {
+			return Result{}, err
+		}
+		if res, ok := replayed(stream, history, meta.IdempotencyKey); ok {
+			return res, nil
+		}
+		events, err := d.Decide(d.Fold(recordedOf(history)), cmd)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(events) == 0 {
+			return Result{Stream: stream, Version: version}, nil
+		}
+		res, err := l.Append(ctx, stream, eventstore.Exact(version), events, meta)
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			continue
+		}
+		return res, err
+	}
+	return Result{}, fmt.Errorf("%w: %s after %d attempts", ErrTooMuchContention, stream, l.maxAttempts)
+}
+
+// State loads a stream and folds it, for queries that need an aggregate's
+// current (or past) state. until, when non-zero, stops at that global
+// position; asOf, when non-zero, ignores events recorded after it.
+func State[S, C any](ctx context.Context, l *Ledger, stream string, d domain.Decider[S, C], filter func(Loaded) bool) (S, uint64, error) {
+	history, version, err := l.Load(ctx, stream)
+	if err != nil {
+		var zero S
+		return zero, 0, err
+	}
+	if filter != nil {
+		kept := history[:0]
+		for _, h := range history {
+			if filter(h) {
+				kept = append(kept, h)
+			}
+		}
+		history = kept
+		version = 0
+		if len(history) > 0 {
+			version = history[len(history)-1].Envelope.Version
+		}
+	}
+	return d.Fold(recordedOf(history)), version, nil
+}
+
+// Loaded is one stored event with its decoded payload.
+type Loaded struct {
+	Envelope eventstore.Event
+	Recorded domain.Recorded
+}
+
+// Load reads a whole stream and decodes it. It returns the stream's version.
+func (l *Ledger) Load(ctx context.Context, stream string) ([]Loaded, uint64, error) {
+	var out []Loaded
+	from := uint64(1)
+	const page = 1000
+	for {
+		batch, err := l.store.ReadStream(ctx, stream, from, eventstore.Forwards, page)
+		if err != nil {
+			return nil, 0, fmt.Errorf("ledger: read %s: %w", stream, err)
+		}
+		for _, e := range batch {
+			ev, err := l.registry.Decode(e.Type, e.Data)
+			if err != nil {
+				return nil, 0, fmt.Errorf("ledger: %s@%d: %w", e.Stream, e.Version, err)
+			}
+			out = append(out, Loaded{Envelope: e, Recorded: domain.Recorded{
+				ID: e.ID, Stream: e.Stream, Version: e.Version, Position: e.Position,
+				OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt, Event: ev,
+			}})
+		}
+		if len(batch) < page {
+			break
+		}
+		from = batch[len(batch)-1].Version + 1
+		if from == math.MaxUint64 {
+			break
+		}
+	}
+	var version uint64
+	if len(out) > 0 {
+		version = out[len(out)-1].Envelope.Version
+	}
+	return out, version, nil
+}
+
+// Append encodes domain events and appends them with the command's envelope.
+// Most callers want Execute; Append is for flows that have already decided.
+func (l *Ledger) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []domain.Event, meta Meta) (Result, error) {
+	proposed := make([]eventstore.Proposed, len(events))
+	ids := make([]string, len(events))
+	for i, ev := range events {
+		data, err := domain.Encode(ev)
+		if err != nil {
+			return Result{}, err
+		}
+		ids[i] = l.newID()
+		proposed[i] = eventstore.Proposed{
+			ID: ids[i], Type: ev.EventType(), Data: data,
+			OccurredAt: meta.OccurredAt, BackdateReason: meta.BackdateReason,
+			Actor: meta.Actor, IdempotencyKey: meta.IdempotencyKey,
+			CorrelationID: meta.CorrelationID, CausationID: meta.CausationID,
+		}
+	}
+	res, err := l.store.Append(ctx, stream, expected, proposed)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{
+		Stream: stream, EventIDs: ids,
+		FirstVersion: res.FirstVersion, Version: res.LastVersion,
+		FirstPosition: res.FirstPosition, Position: res.LastPosition,
+		Duplicate: res.Duplicate,
+	}, nil
+}
+
+// replayed finds the events an earlier execution of the same command
+// appended, identified by the idempotency key.
+func replayed(stream string, history []Loaded, key string) (Result, bool) {
+	if key == "" {
+		return Result{}, false
+	}
+	res := Result{Stream: stream, Duplicate: true}
+	for _, h := range history {
+		e := h.Envelope
+		if e.IdempotencyKey != key {
+			continue
+		}
+		if len(res.EventIDs) == 0 {
+			res.FirstVersion, res.FirstPosition = e.Version, e.Position
+		}
+		res.EventIDs = append(res.EventIDs, e.ID)
+		res.Version, res.Position = e.Version, e.Position
+	}
+	return res, len(res.EventIDs) > 0
+}
+
+func recordedOf(history []Loaded) []domain.Recorded {
+	out := make([]domain.Recorded, len(history))
+	for i, h := range history {
+		out[i] = h.Recorded
+	}
+	return out
+}
