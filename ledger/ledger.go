@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +58,12 @@ type Ledger struct {
 	newID    func() string
 	// MaxAttempts bounds retries after version conflicts.
 	maxAttempts int
+	// stripes serialise commands on the same stream within this process, so
+	// concurrent commands on a hot stream (a quota ledger during approvals)
+	// queue instead of repeatedly losing the optimistic race. Conflicts with
+	// other processes are still caught by the expected version and retried.
+	stripes [256]chan struct{}
+	seed    maphash.Seed
 }
 
 // Option configures a Ledger.
@@ -65,7 +73,7 @@ type Option func(*Ledger)
 func WithIDs(f func() string) Option { return func(l *Ledger) { l.newID = f } }
 
 // WithMaxAttempts sets how often a command is retried after a concurrent
-// writer changed its stream (default 10).
+// writer changed its stream (default 20).
 func WithMaxAttempts(n int) Option { return func(l *Ledger) { l.maxAttempts = n } }
 
 // New returns a Ledger over store that decodes events with registry.
@@ -74,7 +82,11 @@ func New(store eventstore.Store, registry *domain.Registry, opts ...Option) *Led
 		store:       store,
 		registry:    registry,
 		newID:       func() string { return uuid.Must(uuid.NewV7()).String() },
-		maxAttempts: 10,
+		maxAttempts: 20,
+		seed:        maphash.MakeSeed(),
+	}
+	for i := range l.stripes {
+		l.stripes[i] = make(chan struct{}, 1)
 	}
 	for _, o := range opts {
 		o(l)
@@ -98,7 +110,17 @@ var ErrTooMuchContention = errors.New("ledger: stream too contended, command not
 // appended then. A command that decides no events returns a Result with no
 // event IDs.
 func Execute[S, C any](ctx context.Context, l *Ledger, stream string, d domain.Decider[S, C], cmd C, meta Meta) (Result, error) {
+	unlock, err := l.lock(ctx, stream)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
 	for attempt := 0; attempt < l.maxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return Result{}, err
+			}
+		}
 		history, version, err := l.Load(ctx, stream)
 		if err != nil {
 			return Result{}, err
@@ -120,6 +142,31 @@ func Execute[S, C any](ctx context.Context, l *Ledger, stream string, d domain.D
 		return res, err
 	}
 	return Result{}, fmt.Errorf("%w: %s after %d attempts", ErrTooMuchContention, stream, l.maxAttempts)
+}
+
+// lock takes the stream's stripe, giving up when ctx ends.
+func (l *Ledger) lock(ctx context.Context, stream string) (func(), error) {
+	c := l.stripes[maphash.String(l.seed, stream)%uint64(len(l.stripes))]
+	select {
+	case c <- struct{}{}:
+		return func() { <-c }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// backoff sleeps before retry number attempt: exponential from 1ms, capped
+// at 100ms, with full jitter so competing processes spread out.
+func backoff(ctx context.Context, attempt int) error {
+	ceiling := time.Millisecond << min(attempt, 7)
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(ceiling))))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // State loads a stream and folds it, for queries that need an aggregate's
