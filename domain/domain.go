@@ -9,6 +9,7 @@ package domain
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -54,40 +55,49 @@ func (d Decider[S, C]) Fold(events []Recorded) S {
 	return s
 }
 
-// EventType describes one event type for the registry: its stable name and a
-// constructor for a zero value to decode into.
+// EventType describes one event type for the registry: its stable name and
+// how to decode a stored payload of that type.
 type EventType struct {
-	Name string
-	New  func() Event
+	Name   string
+	decode func(data []byte) (Event, error)
 }
 
-// Type builds the EventType for a payload struct T whose pointer implements
-// Event.
-func Type[T any, PT interface {
-	*T
-	Event
-}]() EventType {
-	var zero PT = new(T)
-	return EventType{Name: zero.EventType(), New: func() Event { return PT(new(T)) }}
+// Type builds the EventType for a payload struct T. Decoded events are
+// values of type T, exactly what deciders produce, so Evolve and projections
+// see one representation whether an event came from Decide or from storage.
+func Type[T Event]() EventType {
+	var zero T
+	return EventType{Name: zero.EventType(), decode: func(data []byte) (Event, error) {
+		var v T
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if dec.More() {
+			return nil, errors.New("trailing data after the payload")
+		}
+		return v, nil
+	}}
 }
 
 // Registry decodes stored payloads back into typed events. It is read-only
 // after construction and safe for concurrent use.
 type Registry struct {
-	types map[string]func() Event
+	types map[string]func([]byte) (Event, error)
 	names []string
 }
 
 // NewRegistry builds a registry from lists of event types. A name that appears
 // twice is a programming error and is reported.
 func NewRegistry(lists ...[]EventType) (*Registry, error) {
-	r := &Registry{types: map[string]func() Event{}}
+	r := &Registry{types: map[string]func([]byte) (Event, error){}}
 	for _, list := range lists {
 		for _, t := range list {
 			if _, dup := r.types[t.Name]; dup {
 				return nil, fmt.Errorf("domain: event type %q registered twice", t.Name)
 			}
-			r.types[t.Name] = t.New
+			r.types[t.Name] = t.decode
 			r.names = append(r.names, t.Name)
 		}
 	}
@@ -97,26 +107,22 @@ func NewRegistry(lists ...[]EventType) (*Registry, error) {
 // Names lists the registered event type names in registration order.
 func (r *Registry) Names() []string { return append([]string(nil), r.names...) }
 
-// New returns a zero value of the named type, or false if the type is unknown.
-func (r *Registry) New(name string) (Event, bool) {
-	f, ok := r.types[name]
-	if !ok {
-		return nil, false
-	}
-	return f(), true
+// Has reports whether name is a registered event type.
+func (r *Registry) Has(name string) bool {
+	_, ok := r.types[name]
+	return ok
 }
 
-// Decode turns a stored payload into its typed event. Unknown fields are
-// refused: a payload that does not match its declared schema version is a
-// fault, not something to guess about.
+// Decode turns a stored payload into its typed event value. Unknown fields
+// are refused: a payload that does not match its declared schema version is
+// a fault, not something to guess about.
 func (r *Registry) Decode(name string, data []byte) (Event, error) {
-	e, ok := r.New(name)
+	decode, ok := r.types[name]
 	if !ok {
 		return nil, fmt.Errorf("domain: unknown event type %q", name)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(e); err != nil {
+	e, err := decode(data)
+	if err != nil {
 		return nil, fmt.Errorf("domain: decode %s: %w", name, err)
 	}
 	return e, nil
