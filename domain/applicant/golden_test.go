@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/payesh/payesh/domain"
-	"github.com/payesh/payesh/domain/domaintest"
 	"github.com/payesh/payesh/domain/applicant"
+	"github.com/payesh/payesh/domain/domaintest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
