@@ -265,6 +265,22 @@ func (l *Ledger) Append(ctx context.Context, stream string, expected eventstore.
 	}, nil
 }
 
+// Replayed reports the outcome of an earlier execution of the command with
+// this idempotency key on stream, if there was one. Flows that check a
+// command before executing it call this first, so a retry is answered with
+// the original outcome rather than judged against the state it produced.
+func (l *Ledger) Replayed(ctx context.Context, stream, key string) (Result, bool, error) {
+	if key == "" {
+		return Result{}, false, nil
+	}
+	history, _, err := l.Load(ctx, stream)
+	if err != nil {
+		return Result{}, false, err
+	}
+	res, ok := replayed(stream, history, key)
+	return res, ok, nil
+}
+
 // replayed finds the events an earlier execution of the same command
 // appended, identified by the idempotency key.
 func replayed(stream string, history []Loaded, key string) (Result, bool) {

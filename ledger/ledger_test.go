@@ -41,7 +41,7 @@ func counterDecider(limit int) domain.Decider[counter, add] {
 			return []domain.Event{added{N: c.N}}, nil
 		},
 		Evolve: func(s counter, e domain.Recorded) counter {
-			if a, ok := e.Event.(*added); ok {
+			if a, ok := e.Event.(added); ok {
 				s.Total += a.N
 				s.Appends++
 			}
