@@ -54,6 +54,12 @@ type GroupCommitter struct {
 	// new head; backends use it to wake their subscribers.
 	committed func(Head)
 
+	// mu makes queueing and closing exclusive: Append queues only while
+	// holding it shared and seeing closed false, and Close sets closed under
+	// it exclusively, so no request can be queued after Run's final drain.
+	mu        sync.RWMutex
+	closed    bool
+	runOnce   sync.Once
 	closeOnce sync.Once
 	closing   chan struct{}
 	done      chan struct{}
@@ -70,6 +76,9 @@ type appendRequest struct {
 type appendReply struct {
 	res AppendResult
 	err error
+	// pending is true when the answer holds only if the batch commits:
+	// the request's events are in it, or it is a retry of events that are.
+	pending bool
 }
 
 // GroupCommitConfig configures a GroupCommitter.
@@ -112,11 +121,16 @@ func (g *GroupCommitter) Append(ctx context.Context, stream string, expected Exp
 		return AppendResult{}, err
 	}
 	req := &appendRequest{ctx: ctx, stream: stream, expected: expected, events: events, reply: make(chan appendReply, 1)}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return AppendResult{}, ErrClosed
+	}
 	select {
 	case g.requests <- req:
-	case <-g.closing:
-		return AppendResult{}, ErrClosed
+		g.mu.RUnlock()
 	case <-ctx.Done():
+		g.mu.RUnlock()
 		return AppendResult{}, ctx.Err()
 	}
 	// Once queued, the request may already be in a transaction: wait for
@@ -127,8 +141,12 @@ func (g *GroupCommitter) Append(ctx context.Context, stream string, expected Exp
 }
 
 // Run commits queued appends until Close is called. It returns when the
-// queue is drained.
+// queue is drained. Calling it more than once does nothing.
 func (g *GroupCommitter) Run() {
+	g.runOnce.Do(g.run)
+}
+
+func (g *GroupCommitter) run() {
 	defer close(g.done)
 	for {
 		var first *appendRequest
@@ -166,9 +184,18 @@ func (g *GroupCommitter) drain() {
 	}
 }
 
-// Close stops Run after the batch in flight and waits for it.
+// Close stops Run after the batch in flight and waits for it; appends
+// queued but not yet in a batch are answered ErrClosed. If Run was never
+// started, Close returns at once.
 func (g *GroupCommitter) Close() {
-	g.closeOnce.Do(func() { close(g.closing) })
+	g.closeOnce.Do(func() {
+		g.mu.Lock()
+		g.closed = true
+		g.mu.Unlock()
+		close(g.closing)
+		// Claim Run's once: if Run never started, nothing will close done.
+		g.runOnce.Do(func() { g.drain(); close(g.done) })
+	})
 	<-g.done
 }
 
@@ -189,34 +216,52 @@ func (g *GroupCommitter) commit(batch []*appendRequest) {
 	// giving up must not abort the others' appends.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	replies, head, wrote, err := g.write(ctx, live)
-	if err != nil {
-		for _, r := range live {
-			r.reply <- appendReply{err: err}
-		}
-		return
-	}
-	if wrote && g.committed != nil {
-		g.committed(head)
+	replies, head, err := g.write(ctx, live)
+	if err == nil && head != nil && g.committed != nil {
+		g.committed(*head)
 	}
 	for i, r := range live {
-		r.reply <- replies[i]
+		switch {
+		case replies == nil:
+			r.reply <- appendReply{err: err}
+		case err != nil && replies[i].pending:
+			// The answer depended on this batch, which did not commit.
+			r.reply <- appendReply{err: err}
+		default:
+			r.reply <- replies[i]
+		}
 	}
 }
 
-func (g *GroupCommitter) write(ctx context.Context, batch []*appendRequest) (_ []appendReply, _ Head, wrote bool, err error) {
+// write decides every request of the batch inside one transaction and
+// commits the events of those accepted. It returns one reply per request
+// (nil when nothing could be decided), the new head when events were
+// committed, and the transaction's error, if any. Replies not marked pending
+// stand even when the transaction fails.
+func (g *GroupCommitter) write(ctx context.Context, batch []*appendRequest) ([]appendReply, *Head, error) {
 	tx, err := g.backend.Begin(ctx)
 	if err != nil {
-		return nil, Head{}, false, fmt.Errorf("eventstore: begin: %w", err)
+		return nil, nil, fmt.Errorf("eventstore: begin: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback(ctx)
-		}
-	}()
+	replies, head, err := g.decide(ctx, tx, batch)
+	if err != nil || head == nil {
+		// Nothing to keep: a failed transaction, or one that only read.
+		// A rollback failure changes no answer, so it is not reported.
+		_ = tx.Rollback(ctx)
+		return replies, nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return replies, nil, fmt.Errorf("eventstore: commit: %w", err)
+	}
+	return replies, head, nil
+}
+
+// decide checks each request against the stored state and inserts the
+// accepted events; the caller commits or rolls back.
+func (g *GroupCommitter) decide(ctx context.Context, tx BatchTx, batch []*appendRequest) ([]appendReply, *Head, error) {
 	head, err := tx.LockHead(ctx)
 	if err != nil {
-		return nil, Head{}, false, err
+		return nil, nil, err
 	}
 	var ids, streams []string
 	for _, r := range batch {
@@ -227,19 +272,20 @@ func (g *GroupCommitter) write(ctx context.Context, batch []*appendRequest) (_ [
 	}
 	stored, err := tx.StoredIDs(ctx, ids)
 	if err != nil {
-		return nil, Head{}, false, err
+		return nil, nil, err
 	}
 	versions, err := tx.StreamVersions(ctx, streams)
 	if err != nil {
-		return nil, Head{}, false, err
+		return nil, nil, err
 	}
+	inBatch := map[string]bool{}
 
 	now := g.now()
 	replies := make([]appendReply, len(batch))
 	var pending []Event
 	for i, r := range batch {
 		if dup, res, derr := duplicateOf(r, stored); dup {
-			replies[i] = appendReply{res: res, err: derr}
+			replies[i] = appendReply{res: res, err: derr, pending: inBatch[r.events[0].ID]}
 			continue
 		}
 		current := versions[r.stream]
@@ -253,23 +299,21 @@ func (g *GroupCommitter) write(ctx context.Context, batch []*appendRequest) (_ [
 		for _, e := range built {
 			// Later requests in this batch retrying the same IDs see these.
 			stored[e.ID] = e
+			inBatch[e.ID] = true
 		}
 		pending = append(pending, built...)
-		replies[i] = appendReply{res: AppendResult{
+		replies[i] = appendReply{pending: true, res: AppendResult{
 			FirstVersion: built[0].Version, LastVersion: built[len(built)-1].Version,
 			FirstPosition: built[0].Position, LastPosition: built[len(built)-1].Position,
 		}}
 	}
 	if len(pending) == 0 {
-		return replies, head, false, tx.Rollback(ctx)
+		return replies, nil, nil
 	}
 	if err := tx.Insert(ctx, pending, head); err != nil {
-		return nil, Head{}, false, err
+		return replies, nil, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, Head{}, false, fmt.Errorf("eventstore: commit: %w", err)
-	}
-	return replies, head, true, nil
+	return replies, &head, nil
 }
 
 // duplicateOf reports whether any of r's IDs is already stored and, if so,

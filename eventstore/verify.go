@@ -104,3 +104,26 @@ func Verify(ctx context.Context, r Reader, opts VerifyOptions) (VerifyReport, er
 	rep.Head = Head{Position: pos, Hash: prev}
 	return rep, nil
 }
+
+// Guarded is implemented by backends whose database refuses UPDATE and
+// DELETE on stored events. A missing guard is itself evidence of tampering
+// (it takes owner rights to drop one), so backends do not quietly re-create
+// guards on start; CheckGuards reports them instead.
+type Guarded interface {
+	// CheckGuards returns nil when every guard is in place, and otherwise
+	// a *GuardError naming the missing ones.
+	CheckGuards(ctx context.Context) error
+}
+
+// GuardError names guards missing from the database. It matches
+// ErrTampered.
+type GuardError struct {
+	Missing []string
+}
+
+func (e *GuardError) Error() string {
+	return fmt.Sprintf("eventstore: guard triggers missing: %v (someone with owner rights removed the refusal of edits)", e.Missing)
+}
+
+// Is makes errors.Is(err, ErrTampered) true.
+func (e *GuardError) Is(target error) bool { return target == ErrTampered }

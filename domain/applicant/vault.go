@@ -15,6 +15,15 @@ import (
 // never be given a key again.
 var ErrErased = errors.New("applicant: data key erased")
 
+// CheckKeyID refuses an empty key ID, as the Vault contract requires of
+// every implementation.
+func CheckKeyID(keyID string) error {
+	if keyID == "" {
+		return fmt.Errorf("applicant: empty key ID: %w", domain.ErrInvalid)
+	}
+	return nil
+}
+
 // ErrNoKey is returned by Vault.Key when asked, without create, for a key
 // that was never created. It matches domain.ErrNotFound.
 var ErrNoKey = fmt.Errorf("applicant: data key %w", domain.ErrNotFound)
@@ -58,8 +67,8 @@ func (v *MemoryVault) Key(ctx context.Context, keyID string, create bool) ([]byt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if keyID == "" {
-		return nil, fmt.Errorf("applicant: empty key ID: %w", domain.ErrInvalid)
+	if err := CheckKeyID(keyID); err != nil {
+		return nil, err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -86,8 +95,8 @@ func (v *MemoryVault) Destroy(ctx context.Context, keyID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if keyID == "" {
-		return fmt.Errorf("applicant: empty key ID: %w", domain.ErrInvalid)
+	if err := CheckKeyID(keyID); err != nil {
+		return err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()

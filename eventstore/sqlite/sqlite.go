@@ -1,0 +1,405 @@
+// Package sqlite is the embedded eventstore backend: the whole log in one
+// SQLite file, no setup, no cgo (modernc.org/sqlite).
+//
+// Appends go through eventstore.GroupCommitter over a dedicated write
+// connection whose transactions begin IMMEDIATE: that takes SQLite's write
+// lock at once, so the chain head is locked against every other connection
+// and every other process sharing the file for the whole transaction, and
+// positions and hashes are handed out one transaction at a time. Reads use a
+// separate pool; in WAL mode readers run beside the writer and each statement
+// sees one committed snapshot, which is always a gap-free prefix of the log.
+//
+// Several processes may open the same file. A Store wakes its own subscribers
+// as soon as it commits; appends made by another process are noticed by
+// polling, every Config.Poll.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/payesh/payesh/eventstore"
+)
+
+// busyTimeout is how long a connection waits for another's lock before
+// failing with ErrBusy. Write transactions are short (one batch), so this is
+// only reached when another process holds the file locked abnormally long.
+const busyTimeout = 10 * time.Second
+
+// Store is an eventstore.Store in one SQLite file. It is safe for concurrent
+// use by many goroutines, and several Stores (in one or several processes)
+// may share one file.
+type Store struct {
+	cfg     Config
+	write   *sql.DB // one connection; transactions BEGIN IMMEDIATE
+	read    *sql.DB // a pool; query_only
+	gc      *eventstore.GroupCommitter
+	wake    *eventstore.Signal
+	inserts insertStatements
+
+	closed atomic.Bool
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store at cfg.Path and brings its
+// schema up to date.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	path, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: create directory: %w", err)
+	}
+	// Create the file ourselves so it is private to its owner; SQLite gives
+	// its -wal and -shm files the same permissions.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: create database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: create database file: %w", err)
+	}
+
+	write, err := sql.Open("sqlite", dsn(path, cfg.Synchronous, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	if err := setUp(ctx, write); err != nil {
+		_ = write.Close()
+		return nil, err
+	}
+
+	read, err := sql.Open("sqlite", dsn(path, cfg.Synchronous, true))
+	if err != nil {
+		_ = write.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	conns := min(max(runtime.GOMAXPROCS(0), 4), 16)
+	read.SetMaxOpenConns(conns)
+	read.SetMaxIdleConns(conns)
+	read.SetConnMaxIdleTime(0)
+	if err := read.PingContext(ctx); err != nil {
+		_ = read.Close()
+		_ = write.Close()
+		return nil, fmt.Errorf("sqlite: open read pool: %w", translateError(err))
+	}
+
+	s := &Store{cfg: cfg, write: write, read: read, wake: eventstore.NewSignal()}
+	s.gc = eventstore.NewGroupCommitter(batchBackend{s}, eventstore.GroupCommitConfig{
+		MaxBatch:  cfg.MaxBatch,
+		Committed: func(eventstore.Head) { s.wake.Broadcast() },
+	})
+	go s.gc.Run()
+	return s, nil
+}
+
+// dsn builds the modernc.org/sqlite connection string: a file: URI whose
+// _pragma parameters run on every new connection (busy_timeout first) and
+// whose _txlock makes the writer's transactions BEGIN IMMEDIATE.
+func dsn(path, synchronous string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous("+synchronous+")")
+	if readOnly {
+		// The read pool never writes; query_only turns a mistaken write
+		// through DB() into an error instead of a lock fight with the writer.
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		// journal_mode is persistent in the file; the writer sets it.
+		q.Add("_pragma", "journal_mode(WAL)")
+		// Keep the WAL from staying huge after a burst.
+		q.Add("_pragma", "journal_size_limit(67108864)")
+		q.Add("_txlock", "immediate")
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	// url.URL renders "file:///abs"; SQLite accepts it. Paths are escaped, so
+	// '?', '#' and '%' in file names are safe.
+	return u.String()
+}
+
+// setUp checks the write connection, that WAL is in effect, and migrates.
+func setUp(ctx context.Context, write *sql.DB) error {
+	var mode string
+	if err := write.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return fmt.Errorf("sqlite: open: %w", translateError(err))
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlite: open: journal mode is %q, want wal (is the file on a filesystem without shared memory?)", mode)
+	}
+	return migrate(ctx, write)
+}
+
+// DB returns the read pool, for read models that query beside the log. Its
+// connections are query_only.
+func (s *Store) DB() *sql.DB { return s.read }
+
+// WriteDB returns the single write connection, whose transactions begin
+// IMMEDIATE (taking the file's write lock). Appends share it: keep its
+// transactions short.
+func (s *Store) WriteDB() *sql.DB { return s.write }
+
+// Close stops the committer after the appends in flight, ends subscriptions
+// and closes the database. It is idempotent.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.gc.Close() // answers or refuses every queued append before returning
+	s.wake.Broadcast() // subscribers re-read, get ErrClosed and return
+	return errors.Join(translateClose(s.read.Close()), translateClose(s.write.Close()))
+}
+
+func translateClose(err error) error {
+	if err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.Proposed) (eventstore.AppendResult, error) {
+	if s.closed.Load() {
+		return eventstore.AppendResult{}, eventstore.ErrClosed
+	}
+	return s.gc.Append(ctx, stream, expected, events)
+}
+
+// Subscribe implements eventstore.Store. Appends through this Store wake the
+// subscription at once; appends by other processes are seen within
+// Config.Poll.
+func (s *Store) Subscribe(ctx context.Context, after uint64, filter eventstore.Filter, handler eventstore.Handler) error {
+	if s.closed.Load() {
+		return eventstore.ErrClosed
+	}
+	return eventstore.PollSubscribe(ctx, s, after, filter, handler, eventstore.SubscribeConfig{
+		Wake: s.wake,
+		Poll: s.cfg.Poll,
+	})
+}
+
+// Head implements eventstore.Store.
+func (s *Store) Head(ctx context.Context) (eventstore.Head, error) {
+	if s.closed.Load() {
+		return eventstore.Head{}, eventstore.ErrClosed
+	}
+	return readHead(ctx, s.read)
+}
+
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func readHead(ctx context.Context, q queryRower) (eventstore.Head, error) {
+	var (
+		pos  int64
+		hash []byte
+	)
+	if err := q.QueryRowContext(ctx, `SELECT position, hash FROM head WHERE id = 1`).Scan(&pos, &hash); err != nil {
+		return eventstore.Head{}, translateError(err)
+	}
+	h, err := eventstore.HashFromBytes(hash)
+	if err != nil {
+		return eventstore.Head{}, fmt.Errorf("sqlite: chain head: %w", err)
+	}
+	return eventstore.Head{Position: uint64(pos), Hash: h}, nil
+}
+
+// StreamVersion implements eventstore.Store.
+func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error) {
+	if s.closed.Load() {
+		return 0, eventstore.ErrClosed
+	}
+	var v int64
+	err := s.read.QueryRowContext(ctx,
+		`SELECT coalesce((SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1), 0)`,
+		stream).Scan(&v)
+	if err != nil {
+		return 0, translateError(err)
+	}
+	return uint64(v), nil
+}
+
+// eventColumns lists the events table's columns in the order scanEvents and
+// the insert statements use.
+const eventColumns = `position, stream, version, id, type, data, occurred_at, recorded_at,
+	backdate_reason, actor_id, actor_role, actor_org, idempotency_key, correlation_id, causation_id,
+	prev_hash, hash`
+
+const eventColumnCount = 17
+
+// ReadStream implements eventstore.Store. A limit below 1 is an error.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, limit int) ([]eventstore.Event, error) {
+	if s.closed.Load() {
+		return nil, eventstore.ErrClosed
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("sqlite: read stream: limit must be at least 1, got %d", limit)
+	}
+	q := `SELECT ` + eventColumns + ` FROM events WHERE stream = ? AND version >= ? ORDER BY version ASC LIMIT ?`
+	if dir == eventstore.Backwards {
+		q = `SELECT ` + eventColumns + ` FROM events WHERE stream = ? AND version <= ? ORDER BY version DESC LIMIT ?`
+	}
+	return s.query(ctx, q, stream, clamp(from), limit)
+}
+
+// ReadAll implements eventstore.Store. Stream prefixes are matched byte for
+// byte (no pattern characters), as eventstore.Filter.Matches does. A limit
+// below 1 is an error.
+func (s *Store) ReadAll(ctx context.Context, after uint64, limit int, filter eventstore.Filter) ([]eventstore.Event, error) {
+	if s.closed.Load() {
+		return nil, eventstore.ErrClosed
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("sqlite: read all: limit must be at least 1, got %d", limit)
+	}
+	q, args := readAllQuery(after, limit, filter)
+	return s.query(ctx, q, args...)
+}
+
+// readAllQuery builds ReadAll's statement. A prefix p becomes the range
+// p <= stream < successor(p): TEXT compares with memcmp (BINARY collation) on
+// UTF-8 bytes, exactly the byte-prefix order Filter.Matches uses, and no
+// character in p has a special meaning. Without ANALYZE statistics SQLite
+// plans this as a rowid range scan from after (checked with EXPLAIN QUERY
+// PLAN), which pages in position order without sorting: a full catch-up
+// reads the log once whatever the prefix's share of it.
+func readAllQuery(after uint64, limit int, filter eventstore.Filter) (string, []any) {
+	var b strings.Builder
+	args := []any{clamp(after)}
+	b.WriteString(`SELECT ` + eventColumns + ` FROM events WHERE position > ?`)
+	if len(filter.StreamPrefixes) > 0 {
+		b.WriteString(` AND (`)
+		for i, p := range filter.StreamPrefixes {
+			if i > 0 {
+				b.WriteString(` OR `)
+			}
+			succ, bounded := successor(p)
+			switch {
+			case p == "":
+				b.WriteString(`1`)
+			case bounded:
+				b.WriteString(`(stream >= ? AND stream < ?)`)
+				args = append(args, p, succ)
+			default:
+				b.WriteString(`stream >= ?`)
+				args = append(args, p)
+			}
+		}
+		b.WriteString(`)`)
+	}
+	if len(filter.Types) > 0 {
+		b.WriteString(` AND type IN (?` + strings.Repeat(`, ?`, len(filter.Types)-1) + `)`)
+		for _, t := range filter.Types {
+			args = append(args, t)
+		}
+	}
+	b.WriteString(` ORDER BY position LIMIT ?`)
+	args = append(args, limit)
+	return b.String(), args
+}
+
+// successor returns the smallest string greater than every string with
+// prefix p, and false when there is none (p is empty or all 0xFF bytes).
+func successor(p string) (string, bool) {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xFF {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// clamp maps a uint64 position or version to SQLite's int64; nothing stored
+// is above math.MaxInt64.
+func clamp(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]eventstore.Event, error) {
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.readError(err)
+	}
+	events, err := scanEvents(rows)
+	if err != nil {
+		return nil, s.readError(err)
+	}
+	return events, nil
+}
+
+// readError reports reads cut short by Close as ErrClosed.
+func (s *Store) readError(err error) error {
+	if s.closed.Load() && ctxErr(err) == nil {
+		return eventstore.ErrClosed
+	}
+	return translateError(err)
+}
+
+func ctxErr(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func scanEvents(rows *sql.Rows) ([]eventstore.Event, error) {
+	defer rows.Close()
+	events := []eventstore.Event{}
+	for rows.Next() {
+		var (
+			e                           eventstore.Event
+			pos, version, occurred, rec int64
+			prev, hash                  []byte
+		)
+		if err := rows.Scan(&pos, &e.Stream, &version, &e.ID, &e.Type, &e.Data, &occurred, &rec,
+			&e.BackdateReason, &e.Actor.ID, &e.Actor.Role, &e.Actor.Org, &e.IdempotencyKey,
+			&e.CorrelationID, &e.CausationID, &prev, &hash); err != nil {
+			return nil, err
+		}
+		e.Position, e.Version = uint64(pos), uint64(version)
+		e.OccurredAt = time.UnixMicro(occurred).UTC()
+		e.RecordedAt = time.UnixMicro(rec).UTC()
+		// A hash of the wrong length (possible only with the CHECK
+		// constraints removed) is read as zero rather than failing the read,
+		// so that Verify names the event instead of stopping at an I/O error.
+		if len(prev) == len(e.PrevHash) {
+			copy(e.PrevHash[:], prev)
+		}
+		if len(hash) == len(e.Hash) {
+			copy(e.Hash[:], hash)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return events, nil
+}
