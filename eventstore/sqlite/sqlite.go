@@ -167,7 +167,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.gc.Close() // answers or refuses every queued append before returning
+	s.gc.Close()       // answers or refuses every queued append before returning
 	s.wake.Broadcast() // subscribers re-read, get ErrClosed and return
 	return errors.Join(translateClose(s.read.Close()), translateClose(s.write.Close()))
 }
