@@ -33,7 +33,11 @@ type BatchTx interface {
 	// Insert writes events, in position order, and moves the head to the
 	// last one.
 	Insert(ctx context.Context, events []Event, head Head) error
+	// Commit ends the transaction. After a failed Commit the committer
+	// still calls Rollback, which must then release whatever is left.
 	Commit(ctx context.Context) error
+	// Rollback ends the transaction without writing; calling it after the
+	// transaction ended is harmless.
 	Rollback(ctx context.Context) error
 }
 
@@ -121,23 +125,30 @@ func (g *GroupCommitter) Append(ctx context.Context, stream string, expected Exp
 		return AppendResult{}, err
 	}
 	req := &appendRequest{ctx: ctx, stream: stream, expected: expected, events: events, reply: make(chan appendReply, 1)}
-	g.mu.RLock()
-	if g.closed {
-		g.mu.RUnlock()
-		return AppendResult{}, ErrClosed
-	}
-	select {
-	case g.requests <- req:
-		g.mu.RUnlock()
-	case <-ctx.Done():
-		g.mu.RUnlock()
-		return AppendResult{}, ctx.Err()
+	if err := g.enqueue(ctx, req); err != nil {
+		return AppendResult{}, err
 	}
 	// Once queued, the request may already be in a transaction: wait for
 	// its outcome rather than returning on cancellation, so the caller never
 	// sees "cancelled" for an append that committed.
 	r := <-req.reply
 	return r.res, r.err
+}
+
+// enqueue hands a request to Run, unless the committer is closed or ctx
+// ends first.
+func (g *GroupCommitter) enqueue(ctx context.Context, req *appendRequest) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return ErrClosed
+	}
+	select {
+	case g.requests <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Run commits queued appends until Close is called. It returns when the
@@ -217,6 +228,15 @@ func (g *GroupCommitter) commit(batch []*appendRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	replies, head, err := g.write(ctx, live)
+	if err != nil && len(live) > 1 && ctx.Err() == nil {
+		// One request's events may be what the database refused. Retry
+		// each alone so the others are not failed with it; nothing of the
+		// failed transaction was written, so this cannot write twice.
+		for _, r := range live {
+			g.commit([]*appendRequest{r})
+		}
+		return
+	}
 	if err == nil && head != nil && g.committed != nil {
 		g.committed(*head)
 	}
@@ -251,6 +271,7 @@ func (g *GroupCommitter) write(ctx context.Context, batch []*appendRequest) ([]a
 		return replies, nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
+		_ = tx.Rollback(ctx)
 		return replies, nil, fmt.Errorf("eventstore: commit: %w", err)
 	}
 	return replies, head, nil
@@ -277,6 +298,12 @@ func (g *GroupCommitter) decide(ctx context.Context, tx BatchTx, batch []*append
 	versions, err := tx.StreamVersions(ctx, streams)
 	if err != nil {
 		return nil, nil, err
+	}
+	if stored == nil {
+		stored = map[string]Event{}
+	}
+	if versions == nil {
+		versions = map[string]uint64{}
 	}
 	inBatch := map[string]bool{}
 

@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -154,4 +155,56 @@ func TestGroupCommitterReadOnlyBatchIgnoresRollbackError(t *testing.T) {
 	b.mu.Lock()
 	require.Equal(t, 1, b.rollbacks, "rolled back exactly once")
 	b.mu.Unlock()
+}
+
+// pickyBackend refuses any batch containing an event of type "poison.v1",
+// as a database would refuse a value it cannot store.
+type pickyBackend struct{ fakeBackend }
+
+func (b *pickyBackend) Begin(ctx context.Context) (eventstore.BatchTx, error) {
+	tx, _ := b.fakeBackend.Begin(ctx)
+	return pickyTx{tx.(*fakeTx)}, nil
+}
+
+type pickyTx struct{ *fakeTx }
+
+func (t pickyTx) StoredIDs(context.Context, []string) (map[string]eventstore.Event, error) {
+	return nil, nil // a backend may answer nil for "none": the committer copes
+}
+
+func (t pickyTx) Insert(ctx context.Context, events []eventstore.Event, head eventstore.Head) error {
+	for _, e := range events {
+		if e.Type == "poison.v1" {
+			return errors.New("value refused by the database")
+		}
+	}
+	return t.fakeTx.Insert(ctx, events, head)
+}
+
+func TestGroupCommitterIsolatesARefusedAppend(t *testing.T) {
+	b := &pickyBackend{fakeBackend{versions: map[string]uint64{}}}
+	g := eventstore.NewGroupCommitter(b, eventstore.GroupCommitConfig{MaxBatch: 100})
+	defer g.Close()
+	errs := make(chan error, 3)
+	for i, typ := range []string{"good.v1", "poison.v1", "good.v1"} {
+		go func() {
+			_, err := g.Append(context.Background(), fmt.Sprintf("s%d", i), eventstore.NoStream, eventstoretest.Events(1, typ))
+			errs <- err
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // let all three share the first batch
+	go g.Run()
+	var failed, ok int
+	for range 3 {
+		if err := <-errs; err != nil {
+			failed++
+		} else {
+			ok++
+		}
+	}
+	require.Equal(t, 1, failed, "only the refused append fails")
+	require.Equal(t, 2, ok)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.Equal(t, uint64(2), b.head.Position)
 }

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -10,8 +11,8 @@ import (
 // every backend refuses the same bad input with the same error. now is the
 // recording time the backend will use.
 func Validate(stream string, events []Proposed, now time.Time) error {
-	if stream == "" || len(stream) > MaxStreamLen || !utf8.ValidString(stream) {
-		return fmt.Errorf("%w: stream name must be 1 to %d bytes of UTF-8", ErrInvalidEvent, MaxStreamLen)
+	if stream == "" || len(stream) > MaxStreamLen || !validText(stream) {
+		return fmt.Errorf("%w: stream name must be 1 to %d bytes of UTF-8 without NUL", ErrInvalidEvent, MaxStreamLen)
 	}
 	if len(events) == 0 {
 		return fmt.Errorf("%w: no events to append", ErrInvalidEvent)
@@ -31,12 +32,35 @@ func Validate(stream string, events []Proposed, now time.Time) error {
 		case !p.OccurredAt.IsZero() && p.OccurredAt.Before(now.Add(-BackdateTolerance)) && p.BackdateReason == "":
 			return fmt.Errorf("%w: event %d is backdated to %s without a reason", ErrInvalidEvent, i, p.OccurredAt.Format(time.RFC3339))
 		}
+		if !p.OccurredAt.IsZero() && p.OccurredAt.Before(MinOccurredAt) {
+			return fmt.Errorf("%w: event %d occurred-at %s is before %s", ErrInvalidEvent, i, p.OccurredAt.Format(time.RFC3339), MinOccurredAt.Format("2006"))
+		}
+		// Every backend stores these as text; a NUL byte or invalid UTF-8
+		// would be refused by some databases mid-batch, failing the other
+		// appends sharing the transaction, so all backends refuse it here.
+		for _, f := range [...]struct{ name, v string }{
+			{"ID", p.ID}, {"type", p.Type}, {"backdate reason", p.BackdateReason},
+			{"actor ID", p.Actor.ID}, {"actor role", p.Actor.Role}, {"actor org", p.Actor.Org},
+			{"idempotency key", p.IdempotencyKey}, {"correlation ID", p.CorrelationID}, {"causation ID", p.CausationID},
+		} {
+			if !validText(f.v) {
+				return fmt.Errorf("%w: event %d: %s contains a NUL byte or invalid UTF-8", ErrInvalidEvent, i, f.name)
+			}
+		}
 		if _, dup := seen[p.ID]; dup {
 			return fmt.Errorf("%w: event ID %s appears twice in one append", ErrInvalidEvent, p.ID)
 		}
 		seen[p.ID] = struct{}{}
 	}
 	return nil
+}
+
+// MinOccurredAt is the earliest business time accepted: nothing in these
+// programmes predates it, and it keeps every backend's time type in range.
+var MinOccurredAt = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // Build turns proposed events into stored ones, numbering them from the

@@ -279,6 +279,22 @@ func (s *suite) invalidInput(t *testing.T) {
 	require.Equal(t, headBefore, headAfter)
 }
 
+func (s *suite) unusualButValid(t *testing.T) {
+	st := s.open(t)
+	ev := Events(1, "نوع.v1")
+	ev[0].Data = nil
+	ev[0].OccurredAt = eventstore.MinOccurredAt
+	ev[0].BackdateReason = "the earliest accepted business time"
+	mustAppend(t, st, "جریان", eventstore.NoStream, ev)
+	got, err := st.ReadStream(ctxFor(t), "جریان", 1, eventstore.Forwards, 1)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Empty(t, got[0].Data)
+	require.True(t, got[0].OccurredAt.Equal(eventstore.MinOccurredAt))
+	_, err = eventstore.Verify(ctxFor(t), st, eventstore.VerifyOptions{})
+	require.NoError(t, err)
+}
+
 func (s *suite) backdating(t *testing.T) {
 	st := s.open(t)
 	e := Events(1, "t.v1")
@@ -669,4 +685,41 @@ func (s *suite) closed(t *testing.T) {
 	require.NoError(t, st.Close())
 	_, err := st.Append(context.Background(), "x", eventstore.Any, Events(1, "t.v1"))
 	require.ErrorIs(t, err, eventstore.ErrClosed)
+}
+
+func (s *suite) appendMany(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxFor(t)
+	mustAppend(t, st, "taken", eventstore.NoStream, Events(1, "t.v1"))
+	retry := Events(2, "t.v1")
+	mustAppend(t, st, "retried", eventstore.NoStream, retry)
+
+	var appends []eventstore.StreamAppend
+	for i := range 200 {
+		appends = append(appends, eventstore.StreamAppend{Stream: fmt.Sprintf("bulk-%03d", i), Expected: eventstore.NoStream, Events: Events(1+i%3, "t.v1")})
+	}
+	appends = append(appends,
+		eventstore.StreamAppend{Stream: "taken", Expected: eventstore.NoStream, Events: Events(1, "t.v1")}, // conflict
+		eventstore.StreamAppend{Stream: "retried", Expected: eventstore.NoStream, Events: retry},           // duplicate
+		eventstore.StreamAppend{Stream: "", Expected: eventstore.Any, Events: Events(1, "t.v1")},           // invalid
+	)
+	results, errs := eventstore.AppendMany(ctx, st, appends)
+	require.Len(t, results, len(appends))
+	require.Len(t, errs, len(appends))
+	for i := range 200 {
+		require.NoError(t, errs[i])
+		require.Equal(t, uint64(1+i%3), results[i].LastVersion)
+	}
+	require.ErrorIs(t, errs[200], eventstore.ErrWrongExpectedVersion)
+	require.NoError(t, errs[201])
+	require.True(t, results[201].Duplicate)
+	require.ErrorIs(t, errs[202], eventstore.ErrInvalidEvent)
+
+	rep, err := eventstore.Verify(ctx, st, eventstore.VerifyOptions{})
+	require.NoError(t, err)
+	want := uint64(1 + len(retry)) // "taken" and "retried" before the bulk append
+	for _, a := range appends[:200] {
+		want += uint64(len(a.Events))
+	}
+	require.Equal(t, want, rep.Events, "every accepted event stored once")
 }

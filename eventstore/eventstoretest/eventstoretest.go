@@ -64,6 +64,7 @@ func Run(t *testing.T, factory Factory, features Features) {
 		{"DuplicateIDsElsewhere", s.duplicateIDsElsewhere},
 		{"InvalidInputChangesNothing", s.invalidInput},
 		{"Backdating", s.backdating},
+		{"UnusualButValid", s.unusualButValid},
 		{"ReadStream", s.readStream},
 		{"ReadAllAndFilters", s.readAll},
 		{"ConcurrentAppendsSameStream", s.concurrentSameStream},
@@ -78,6 +79,7 @@ func Run(t *testing.T, factory Factory, features Features) {
 		{"TamperAlteredDetected", s.tamperAltered},
 		{"TamperDeletedDetected", s.tamperDeleted},
 		{"TamperReorderedDetected", s.tamperReordered},
+		{"AppendMany", s.appendMany},
 		{"ClosedStore", s.closed},
 	}
 	for _, tc := range tests {

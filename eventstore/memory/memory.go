@@ -198,3 +198,15 @@ func (t *tx) Insert(_ context.Context, events []eventstore.Event, head eventstor
 
 func (t *tx) Commit(context.Context) error   { return nil }
 func (t *tx) Rollback(context.Context) error { return nil }
+
+// AppendMany implements eventstore.ManyAppender.
+func (s *Store) AppendMany(ctx context.Context, appends []eventstore.StreamAppend) ([]eventstore.AppendResult, []error) {
+	if s.isClosed() {
+		errs := make([]error, len(appends))
+		for i := range errs {
+			errs[i] = eventstore.ErrClosed
+		}
+		return make([]eventstore.AppendResult, len(appends)), errs
+	}
+	return s.committer.AppendMany(ctx, appends)
+}

@@ -187,6 +187,19 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	return s.gc.Append(ctx, stream, expected, events)
 }
 
+// AppendMany implements eventstore.ManyAppender: the appends share the
+// committer's transactions.
+func (s *Store) AppendMany(ctx context.Context, appends []eventstore.StreamAppend) ([]eventstore.AppendResult, []error) {
+	if s.closed.Load() {
+		errs := make([]error, len(appends))
+		for i := range errs {
+			errs[i] = eventstore.ErrClosed
+		}
+		return make([]eventstore.AppendResult, len(appends)), errs
+	}
+	return s.gc.AppendMany(ctx, appends)
+}
+
 // Subscribe implements eventstore.Store. Appends through this Store wake the
 // subscription at once; appends by other processes are seen within
 // Config.Poll.
