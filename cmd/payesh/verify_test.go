@@ -53,7 +53,9 @@ type tamperCase struct {
 func tamperCases(dropTriggers []string, byteEdit func(pos uint64) string) []tamperCase {
 	return []tamperCase{
 		{"trigger dropped", func([]eventstore.Event) []string { return dropTriggers[:1] },
-			func([]eventstore.Event) string { return "TAMPERED: guard triggers missing from the database: " + strings.Split(dropTriggers[0], " ")[2] }},
+			func([]eventstore.Event) string {
+				return "TAMPERED: guard triggers missing from the database: " + strings.Split(dropTriggers[0], " ")[2]
+			}},
 		{"one byte changed", func([]eventstore.Event) []string { return append(dropTriggers, byteEdit(17)) },
 			func(e []eventstore.Event) string { return "TAMPERED at position 17: event " + e[16].ID }},
 		{"one event deleted", func([]eventstore.Event) []string {
