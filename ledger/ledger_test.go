@@ -38,7 +38,7 @@ func counterDecider(limit int) domain.Decider[counter, add] {
 			if s.Total+c.N > limit {
 				return nil, &domain.ConflictError{Reason: fmt.Sprintf("total would be %d, limit %d", s.Total+c.N, limit)}
 			}
-			return []domain.Event{added{N: c.N}}, nil
+			return []domain.Event{added(c)}, nil
 		},
 		Evolve: func(s counter, e domain.Recorded) counter {
 			if a, ok := e.Event.(added); ok {

@@ -139,15 +139,15 @@ func commandFor(t *testing.T, e domain.Event) reference.Command {
 	t.Helper()
 	switch e := e.(type) {
 	case reference.AgencyAdded:
-		return reference.AddAgency{ID: e.ID, NameEn: e.NameEn, NameFa: e.NameFa, ValidFrom: e.ValidFrom}
+		return reference.AddAgency(e)
 	case reference.BankAdded:
-		return reference.AddBank{ID: e.ID, NameEn: e.NameEn, NameFa: e.NameFa, ValidFrom: e.ValidFrom}
+		return reference.AddBank(e)
 	case reference.ProgramAdded:
-		return reference.AddProgram{ID: e.ID, NameEn: e.NameEn, NameFa: e.NameFa, Note: e.Note, MaxLoanRials: e.MaxLoanRials, ValidFrom: e.ValidFrom}
+		return reference.AddProgram(e)
 	case reference.CountyAdded:
-		return reference.AddCounty{ID: e.ID, Province: e.Province, NameEn: e.NameEn, NameFa: e.NameFa, ValidFrom: e.ValidFrom}
+		return reference.AddCounty(e)
 	case reference.FirmAdded:
-		return reference.AddFirm{ID: e.ID, NameEn: e.NameEn, NameFa: e.NameFa, SeatProvince: e.SeatProvince, ValidFrom: e.ValidFrom}
+		return reference.AddFirm(e)
 	}
 	t.Fatalf("no command for %T", e)
 	return nil

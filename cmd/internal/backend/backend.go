@@ -25,7 +25,7 @@ const DefaultURL = "sqlite://./data/payesh.db"
 func Open(ctx context.Context, raw string) (eventstore.Store, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, fmt.Errorf("store URL %q has no scheme: use sqlite://PATH or postgres://...", raw)
+		return nil, fmt.Errorf("store URL %q has no scheme: use sqlite://PATH or postgres://HOST/DB", raw)
 	}
 	switch scheme {
 	case "sqlite", "file":
