@@ -74,7 +74,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("MaxConns is %d, must not be negative", c.MaxConns))
 	}
 	if c.Poll < 0 {
-		errs = append(errs, fmt.Errorf("poll interval %s is negative", c.Poll))
+		errs = append(errs, fmt.Errorf("the Poll interval is %s, must not be negative", c.Poll))
 	}
 	if c.MaxBatch < 0 {
 		errs = append(errs, fmt.Errorf("MaxBatch is %d, must not be negative", c.MaxBatch))
