@@ -12,9 +12,9 @@ all: build
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## run: the server on the embedded SQLite store, seeded with demo data on first start.
+## run: the server on the embedded SQLite store.
 run: build
-	./bin/payeshd --store '$(STORE)' --addr '$(ADDR)' --demo
+	./bin/payeshd --store '$(STORE)' --addr '$(ADDR)'
 
 ## test: the whole suite with the race detector, against a real PostgreSQL.
 test: services
