@@ -115,8 +115,10 @@ $fn$;
 			table = n.head
 		}
 		name := pgx.Identifier{tr.name}.Sanitize()
-		// Recreated in the same transaction, so the table is never
-		// unguarded; CREATE OR REPLACE TRIGGER would need PostgreSQL 14.
+		// schemaSQL only runs on a fresh schema (see migrate), in the
+		// same transaction as the tables, so they are never unguarded. The
+		// DROP keeps the script re-runnable by hand; CREATE OR REPLACE
+		// TRIGGER would need PostgreSQL 14.
 		fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s ON %s;\nCREATE TRIGGER %s %s;\n",
 			name, table, name, fmt.Sprintf(tr.def, table, n.guard))
 	}
