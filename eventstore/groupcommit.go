@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,14 +23,14 @@ import (
 // lock from LockHead until Commit or Rollback. Its methods are called from a
 // single goroutine.
 type BatchTx interface {
-	// LockHead takes the exclusive lock on the chain head (so no other
-	// process can append until this transaction ends) and returns it.
-	LockHead(ctx context.Context) (Head, error)
-	// StoredIDs returns the stored events among ids, keyed by ID.
-	StoredIDs(ctx context.Context, ids []string) (map[string]Event, error)
-	// StreamVersions returns the current version of each stream (absent
-	// streams may be omitted, meaning 0).
-	StreamVersions(ctx context.Context, streams []string) (map[string]uint64, error)
+	// Prepare takes the exclusive lock on the chain head (so no other
+	// process can append until this transaction ends) and reads, under it,
+	// the head, the stored events among ids (keyed by ID) and the current
+	// version of each stream (absent streams may be omitted, meaning 0).
+	// It is one method so a networked backend can send all of it in one
+	// round trip: the lock is held until commit, so every round trip in
+	// the transaction limits the whole log's append rate.
+	Prepare(ctx context.Context, ids, streams []string) (Head, map[string]Event, map[string]uint64, error)
 	// Insert writes events, in position order, and moves the head to the
 	// last one.
 	Insert(ctx context.Context, events []Event, head Head) error
@@ -67,6 +68,28 @@ type GroupCommitter struct {
 	closeOnce sync.Once
 	closing   chan struct{}
 	done      chan struct{}
+
+	stats struct {
+		transactions, requests, events atomic.Uint64
+	}
+}
+
+// CommitStats counts what the committer has written since it was created.
+// Requests per transaction is the batching achieved: how many appends shared
+// each lock acquisition and flush.
+type CommitStats struct {
+	Transactions uint64 // committed transactions that wrote events
+	Requests     uint64 // appends whose events they wrote
+	Events       uint64 // events written
+}
+
+// Stats returns the counters. It is safe to call at any time.
+func (g *GroupCommitter) Stats() CommitStats {
+	return CommitStats{
+		Transactions: g.stats.transactions.Load(),
+		Requests:     g.stats.requests.Load(),
+		Events:       g.stats.events.Load(),
+	}
 }
 
 type appendRequest struct {
@@ -237,8 +260,17 @@ func (g *GroupCommitter) commit(batch []*appendRequest) {
 		}
 		return
 	}
-	if err == nil && head != nil && g.committed != nil {
-		g.committed(*head)
+	if err == nil && head != nil {
+		g.stats.transactions.Add(1)
+		for i, r := range live {
+			if replies[i].pending && replies[i].err == nil && !replies[i].res.Duplicate {
+				g.stats.requests.Add(1)
+				g.stats.events.Add(uint64(len(r.events)))
+			}
+		}
+		if g.committed != nil {
+			g.committed(*head)
+		}
 	}
 	for i, r := range live {
 		switch {
@@ -280,10 +312,6 @@ func (g *GroupCommitter) write(ctx context.Context, batch []*appendRequest) ([]a
 // decide checks each request against the stored state and inserts the
 // accepted events; the caller commits or rolls back.
 func (g *GroupCommitter) decide(ctx context.Context, tx BatchTx, batch []*appendRequest) ([]appendReply, *Head, error) {
-	head, err := tx.LockHead(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	var ids, streams []string
 	for _, r := range batch {
 		for _, e := range r.events {
@@ -291,11 +319,7 @@ func (g *GroupCommitter) decide(ctx context.Context, tx BatchTx, batch []*append
 		}
 		streams = append(streams, r.stream)
 	}
-	stored, err := tx.StoredIDs(ctx, ids)
-	if err != nil {
-		return nil, nil, err
-	}
-	versions, err := tx.StreamVersions(ctx, streams)
+	head, stored, versions, err := tx.Prepare(ctx, ids, streams)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -32,22 +32,14 @@ type fakeTx struct {
 	head    eventstore.Head
 }
 
-func (t *fakeTx) LockHead(context.Context) (eventstore.Head, error) {
-	t.b.mu.Lock()
-	defer t.b.mu.Unlock()
-	return t.b.head, nil
-}
-func (t *fakeTx) StoredIDs(context.Context, []string) (map[string]eventstore.Event, error) {
-	return map[string]eventstore.Event{}, nil
-}
-func (t *fakeTx) StreamVersions(_ context.Context, streams []string) (map[string]uint64, error) {
+func (t *fakeTx) Prepare(_ context.Context, _, streams []string) (eventstore.Head, map[string]eventstore.Event, map[string]uint64, error) {
 	t.b.mu.Lock()
 	defer t.b.mu.Unlock()
 	out := map[string]uint64{}
 	for _, s := range streams {
 		out[s] = t.b.versions[s]
 	}
-	return out, nil
+	return t.b.head, map[string]eventstore.Event{}, out, nil
 }
 func (t *fakeTx) Insert(_ context.Context, events []eventstore.Event, head eventstore.Head) error {
 	t.b.mu.Lock()
@@ -168,8 +160,9 @@ func (b *pickyBackend) Begin(ctx context.Context) (eventstore.BatchTx, error) {
 
 type pickyTx struct{ *fakeTx }
 
-func (t pickyTx) StoredIDs(context.Context, []string) (map[string]eventstore.Event, error) {
-	return nil, nil // a backend may answer nil for "none": the committer copes
+func (t pickyTx) Prepare(ctx context.Context, ids, streams []string) (eventstore.Head, map[string]eventstore.Event, map[string]uint64, error) {
+	head, _, versions, err := t.fakeTx.Prepare(ctx, ids, streams)
+	return head, nil, versions, err // a backend may answer nil for "none": the committer copes
 }
 
 func (t pickyTx) Insert(ctx context.Context, events []eventstore.Event, head eventstore.Head) error {

@@ -50,6 +50,11 @@ func BenchAppend(b *testing.B, st eventstore.Store, writers int) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	if cs, ok := st.(interface{ CommitStats() eventstore.CommitStats }); ok {
+		if s := cs.CommitStats(); s.Transactions > 0 {
+			b.ReportMetric(float64(s.Requests)/float64(s.Transactions), "appends/tx")
+		}
+	}
 }
 
 // Payload returns a copy of the benchmark payload, for baselines that must

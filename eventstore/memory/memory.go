@@ -154,32 +154,20 @@ func (b backend) Begin(context.Context) (eventstore.BatchTx, error) { return &tx
 
 type tx struct{ s *Store }
 
-func (t *tx) LockHead(context.Context) (eventstore.Head, error) {
+func (t *tx) Prepare(_ context.Context, ids, streams []string) (eventstore.Head, map[string]eventstore.Event, map[string]uint64, error) {
 	t.s.mu.RLock()
 	defer t.s.mu.RUnlock()
-	return t.s.head, nil
-}
-
-func (t *tx) StoredIDs(_ context.Context, ids []string) (map[string]eventstore.Event, error) {
-	t.s.mu.RLock()
-	defer t.s.mu.RUnlock()
-	out := map[string]eventstore.Event{}
+	stored := map[string]eventstore.Event{}
 	for _, id := range ids {
 		if i, ok := t.s.byID[id]; ok {
-			out[id] = t.s.events[i]
+			stored[id] = t.s.events[i]
 		}
 	}
-	return out, nil
-}
-
-func (t *tx) StreamVersions(_ context.Context, streams []string) (map[string]uint64, error) {
-	t.s.mu.RLock()
-	defer t.s.mu.RUnlock()
-	out := map[string]uint64{}
+	versions := map[string]uint64{}
 	for _, st := range streams {
-		out[st] = uint64(len(t.s.byStream[st]))
+		versions[st] = uint64(len(t.s.byStream[st]))
 	}
-	return out, nil
+	return t.s.head, stored, versions, nil
 }
 
 func (t *tx) Insert(_ context.Context, events []eventstore.Event, head eventstore.Head) error {

@@ -123,6 +123,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	return s.gc.Append(ctx, stream, expected, events)
 }
 
+// CommitStats reports how appends were batched into transactions.
+func (s *Store) CommitStats() eventstore.CommitStats { return s.gc.Stats() }
+
 // AppendMany implements eventstore.ManyAppender: the appends share the
 // committer's transactions.
 func (s *Store) AppendMany(ctx context.Context, appends []eventstore.StreamAppend) ([]eventstore.AppendResult, []error) {

@@ -28,10 +28,28 @@ type batchTx struct {
 	inserts *insertStatements
 }
 
-// LockHead reads the chain head. The lock itself was taken by BEGIN
+// Prepare implements eventstore.BatchTx. SQLite runs in-process, so the three
+// reads cost no round trips and stay separate statements.
+func (t *batchTx) Prepare(ctx context.Context, ids, streams []string) (eventstore.Head, map[string]eventstore.Event, map[string]uint64, error) {
+	head, err := t.lockHead(ctx)
+	if err != nil {
+		return eventstore.Head{}, nil, nil, err
+	}
+	stored, err := t.storedIDs(ctx, ids)
+	if err != nil {
+		return eventstore.Head{}, nil, nil, err
+	}
+	versions, err := t.streamVersions(ctx, streams)
+	if err != nil {
+		return eventstore.Head{}, nil, nil, err
+	}
+	return head, stored, versions, nil
+}
+
+// lockHead reads the chain head. The lock itself was taken by BEGIN
 // IMMEDIATE, and a write transaction in WAL mode always reads the newest
 // committed state, so the head read here is current.
-func (t *batchTx) LockHead(ctx context.Context) (eventstore.Head, error) {
+func (t *batchTx) lockHead(ctx context.Context) (eventstore.Head, error) {
 	return readHead(ctx, t.tx)
 }
 
@@ -40,7 +58,7 @@ const inChunk = 500
 
 // StoredIDs returns the stored events among ids. Only the fields
 // CheckDuplicate needs (position, stream, version, id) are filled in.
-func (t *batchTx) StoredIDs(ctx context.Context, ids []string) (map[string]eventstore.Event, error) {
+func (t *batchTx) storedIDs(ctx context.Context, ids []string) (map[string]eventstore.Event, error) {
 	found := make(map[string]eventstore.Event)
 	for start := 0; start < len(ids); start += inChunk {
 		chunk := ids[start:min(start+inChunk, len(ids))]
@@ -78,7 +96,7 @@ func (t *batchTx) StoredIDs(ctx context.Context, ids []string) (map[string]event
 // StreamVersions returns the current version of each present stream. Each
 // stream's version is one seek to the end of its range of the
 // (stream, version) index, however long the stream.
-func (t *batchTx) StreamVersions(ctx context.Context, streams []string) (map[string]uint64, error) {
+func (t *batchTx) streamVersions(ctx context.Context, streams []string) (map[string]uint64, error) {
 	seen := make(map[string]struct{}, len(streams))
 	unique := make([]string, 0, len(streams))
 	for _, s := range streams {

@@ -51,7 +51,7 @@ func BenchmarkInsertShape(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					head, err := tx.LockHead(ctx)
+					head, _, _, err := tx.Prepare(ctx, nil, nil)
 					if err != nil {
 						b.Fatal(err)
 					}
