@@ -54,11 +54,9 @@ func (s *Store) isClosed() bool {
 	}
 }
 
-// Append implements eventstore.Store.
+// Append implements eventstore.Store. After Close the committer answers
+// ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.Proposed) (eventstore.AppendResult, error) {
-	if s.isClosed() {
-		return eventstore.AppendResult{}, eventstore.ErrClosed
-	}
 	return s.committer.Append(ctx, stream, expected, events)
 }
 
@@ -189,12 +187,5 @@ func (t *tx) Rollback(context.Context) error { return nil }
 
 // AppendMany implements eventstore.ManyAppender.
 func (s *Store) AppendMany(ctx context.Context, appends []eventstore.StreamAppend) ([]eventstore.AppendResult, []error) {
-	if s.isClosed() {
-		errs := make([]error, len(appends))
-		for i := range errs {
-			errs[i] = eventstore.ErrClosed
-		}
-		return make([]eventstore.AppendResult, len(appends)), errs
-	}
 	return s.committer.AppendMany(ctx, appends)
 }

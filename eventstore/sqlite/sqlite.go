@@ -179,11 +179,9 @@ func translateClose(err error) error {
 	return nil
 }
 
-// Append implements eventstore.Store.
+// Append implements eventstore.Store. After Close the committer answers
+// ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []eventstore.Proposed) (eventstore.AppendResult, error) {
-	if s.closed.Load() {
-		return eventstore.AppendResult{}, eventstore.ErrClosed
-	}
 	return s.gc.Append(ctx, stream, expected, events)
 }
 
@@ -193,13 +191,6 @@ func (s *Store) CommitStats() eventstore.CommitStats { return s.gc.Stats() }
 // AppendMany implements eventstore.ManyAppender: the appends share the
 // committer's transactions.
 func (s *Store) AppendMany(ctx context.Context, appends []eventstore.StreamAppend) ([]eventstore.AppendResult, []error) {
-	if s.closed.Load() {
-		errs := make([]error, len(appends))
-		for i := range errs {
-			errs[i] = eventstore.ErrClosed
-		}
-		return make([]eventstore.AppendResult, len(appends)), errs
-	}
 	return s.gc.AppendMany(ctx, appends)
 }
 
