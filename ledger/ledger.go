@@ -13,6 +13,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,6 +65,20 @@ type Ledger struct {
 	// other processes are still caught by the expected version and retried.
 	stripes [256]chan struct{}
 	seed    maphash.Seed
+
+	// cache keeps the folded state of hot streams (see WithStateCache),
+	// guarded per stream by the stripe lock and as a map by cacheMu.
+	cachePrefixes []string
+	cacheMu       sync.Mutex
+	cache         map[string]*cached
+}
+
+// cached is a stream's folded state at a version, and the outcome of every
+// keyed command in it, so a retry is recognised without re-reading the stream.
+type cached struct {
+	state   any
+	version uint64
+	keys    map[string]Result
 }
 
 // Option configures a Ledger.
@@ -71,6 +86,16 @@ type Option func(*Ledger)
 
 // WithIDs replaces the event ID generator (tests use deterministic IDs).
 func WithIDs(f func() string) Option { return func(l *Ledger) { l.newID = f } }
+
+// WithStateCache keeps the folded state of streams whose names start with
+// one of prefixes in memory, and reads only the events appended since (by
+// this process or another) on each command. It is for hot, long streams —
+// a quota ledger takes a charge for every approval in its fiscal year and
+// program — and it requires their Evolve to be pure: a cached state is
+// shared with readers and must never be changed in place.
+func WithStateCache(prefixes ...string) Option {
+	return func(l *Ledger) { l.cachePrefixes = append(l.cachePrefixes, prefixes...) }
+}
 
 // WithMaxAttempts sets how often a command is retried after a concurrent
 // writer changed its stream (default 20).
@@ -84,6 +109,7 @@ func New(store eventstore.Store, registry *domain.Registry, opts ...Option) *Led
 		newID:       func() string { return uuid.Must(uuid.NewV7()).String() },
 		maxAttempts: 20,
 		seed:        maphash.MakeSeed(),
+		cache:       map[string]*cached{},
 	}
 	for i := range l.stripes {
 		l.stripes[i] = make(chan struct{}, 1)
@@ -121,25 +147,25 @@ func Execute[S, C any](ctx context.Context, l *Ledger, stream string, d domain.D
 				return Result{}, err
 			}
 		}
-		history, version, err := l.Load(ctx, stream)
+		state, version, res, ok, err := fold(ctx, l, stream, d, meta.IdempotencyKey)
 		if err != nil {
 			return Result{}, err
 		}
-		if res, ok := replayed(stream, history, meta.IdempotencyKey); ok {
+		if ok {
 			return res, nil
 		}
-		events, err := d.Decide(d.Fold(recordedOf(history)), cmd)
+		events, err := d.Decide(state, cmd)
 		if err != nil {
 			return Result{}, err
 		}
 		if len(events) == 0 {
 			return Result{Stream: stream, Version: version}, nil
 		}
-		res, err := l.Append(ctx, stream, eventstore.Exact(version), events, meta)
+		appended, err := l.Append(ctx, stream, eventstore.Exact(version), events, meta)
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 			continue
 		}
-		return res, err
+		return appended, err
 	}
 	return Result{}, fmt.Errorf("%w: %s after %d attempts", ErrTooMuchContention, stream, l.maxAttempts)
 }
@@ -173,6 +199,16 @@ func backoff(ctx context.Context, attempt int) error {
 // current (or past) state. until, when non-zero, stops at that global
 // position; asOf, when non-zero, ignores events recorded after it.
 func State[S, C any](ctx context.Context, l *Ledger, stream string, d domain.Decider[S, C], filter func(Loaded) bool) (S, uint64, error) {
+	if filter == nil && l.cacheable(stream) {
+		unlock, err := l.lock(ctx, stream)
+		if err != nil {
+			var zero S
+			return zero, 0, err
+		}
+		defer unlock()
+		s, v, _, _, err := fold(ctx, l, stream, d, "")
+		return s, v, err
+	}
 	history, version, err := l.Load(ctx, stream)
 	if err != nil {
 		var zero S
@@ -194,6 +230,65 @@ func State[S, C any](ctx context.Context, l *Ledger, stream string, d domain.Dec
 	return d.Fold(recordedOf(history)), version, nil
 }
 
+func (l *Ledger) cacheable(stream string) bool {
+	for _, p := range l.cachePrefixes {
+		if len(stream) >= len(p) && stream[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// fold returns the stream's current state and version, and the original
+// outcome when key names a command already executed on it. For cacheable
+// streams it starts from the cached state and reads only newer events. The
+// caller holds the stream's stripe lock.
+func fold[S, C any](ctx context.Context, l *Ledger, stream string, d domain.Decider[S, C], key string) (S, uint64, Result, bool, error) {
+	var zero S
+	if !l.cacheable(stream) {
+		history, version, err := l.Load(ctx, stream)
+		if err != nil {
+			return zero, 0, Result{}, false, err
+		}
+		res, ok := replayed(stream, history, key)
+		return d.Fold(recordedOf(history)), version, res, ok, nil
+	}
+	l.cacheMu.Lock()
+	entry := l.cache[stream]
+	l.cacheMu.Unlock()
+	state, version, keys := d.Initial(), uint64(0), map[string]Result{}
+	if entry != nil {
+		if s, ok := entry.state.(S); ok {
+			state, version, keys = s, entry.version, entry.keys
+		}
+	}
+	delta, _, err := l.loadFrom(ctx, stream, version+1)
+	if err != nil {
+		return zero, 0, Result{}, false, err
+	}
+	for _, h := range delta {
+		state = d.Evolve(state, h.Recorded)
+		version = h.Envelope.Version
+		if k := h.Envelope.IdempotencyKey; k != "" {
+			r, seen := keys[k]
+			if !seen {
+				r = Result{Stream: stream, Duplicate: true, FirstVersion: h.Envelope.Version, FirstPosition: h.Envelope.Position}
+			}
+			r.EventIDs = append(r.EventIDs, h.Envelope.ID)
+			r.Version, r.Position = h.Envelope.Version, h.Envelope.Position
+			keys[k] = r
+		}
+	}
+	l.cacheMu.Lock()
+	l.cache[stream] = &cached{state: state, version: version, keys: keys}
+	l.cacheMu.Unlock()
+	res, ok := keys[key]
+	if key == "" {
+		ok = false
+	}
+	return state, version, res, ok, nil
+}
+
 // Loaded is one stored event with its decoded payload.
 type Loaded struct {
 	Envelope eventstore.Event
@@ -202,8 +297,13 @@ type Loaded struct {
 
 // Load reads a whole stream and decodes it. It returns the stream's version.
 func (l *Ledger) Load(ctx context.Context, stream string) ([]Loaded, uint64, error) {
+	return l.loadFrom(ctx, stream, 1)
+}
+
+// loadFrom reads and decodes a stream from version from onwards. It returns
+// the version of the last event read (0 if none).
+func (l *Ledger) loadFrom(ctx context.Context, stream string, from uint64) ([]Loaded, uint64, error) {
 	var out []Loaded
-	from := uint64(1)
 	const page = 1000
 	for {
 		batch, err := l.store.ReadStream(ctx, stream, from, eventstore.Forwards, page)

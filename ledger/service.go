@@ -34,6 +34,12 @@ type Service struct {
 	catVer  uint64
 }
 
+// HotStreams is the state cache the service's ledger should be built with:
+// quota ledgers take a charge for every approval of their fiscal year and
+// program, so re-reading them per command grows with the year's volume.
+// (quota.Evolve is copy-on-write, as WithStateCache requires.)
+func HotStreams() Option { return WithStateCache("quota-") }
+
 // NewService returns a service over l. vault holds applicants' data keys;
 // pseudonymKey (at least 32 bytes) keys the HMAC that turns national IDs into
 // applicant references.

@@ -29,7 +29,7 @@ func newService(t *testing.T) (*ledger.Service, *applicant.MemoryVault) {
 	st := memory.New()
 	t.Cleanup(func() { _ = st.Close() })
 	vault := applicant.NewMemoryVault()
-	svc, err := ledger.NewService(ledger.New(st, schema.Registry()), vault, bytes.Repeat([]byte{7}, 32))
+	svc, err := ledger.NewService(ledger.New(st, schema.Registry(), ledger.HotStreams()), vault, bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
 	require.NoError(t, svc.EnsureReference(context.Background(), ministry))
 	require.NoError(t, svc.EnsureReference(context.Background(), ministry), "idempotent")
