@@ -28,6 +28,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"verify": {"check every hash link and stream version in the log", runVerify},
+		"seed":   {"generate a deterministic, calibrated national history", runSeed},
 	}
 }
 
