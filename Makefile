@@ -2,6 +2,7 @@
 GO        ?= go
 STORE     ?= sqlite://./data/payesh.db
 ADDR      ?= :8080
+DEMO_FACILITIES ?= 20000
 PKGS      := ./...
 STATICCHECK_VERSION := 2025.1.1
 
@@ -12,8 +13,15 @@ all: build
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## run: the server on the embedded SQLite store.
+## run: the server on the embedded SQLite store, seeded with demo data
+## (DEMO_FACILITIES plans, 1400-1404) on first start.
 run: build
+	@./bin/payesh seed --store '$(STORE)' --facilities $(DEMO_FACILITIES) --if-empty
+	@echo
+	@echo "Payesh is starting on $(ADDR) with the demo history in $(STORE). Try:"
+	@echo "  curl -s localhost$(ADDR)/readyz"
+	@echo "  ./bin/payesh verify --store '$(STORE)'"
+	@echo
 	./bin/payeshd --store '$(STORE)' --addr '$(ADDR)'
 
 ## test: the whole suite with the race detector, against a real PostgreSQL.

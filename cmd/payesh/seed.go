@@ -51,6 +51,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	chunk := fs.Int("chunk", seed.DefaultChunk, "facilities written per piece (part of the history's identity: resume with the same value)")
 	keyFile := fs.String("pseudonym-key", "", "file holding the applicant pseudonymisation key (hex or 32+ raw bytes); default: $"+pseudonymKeyEnv+" (hex), else a public development key")
 	workers := fs.Int("workers", 8, "concurrent applicant-key vault calls")
+	ifEmpty := fs.Bool("if-empty", false, "seed only when the store holds no events (make run's first start)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,6 +92,16 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return interrupted(err)
 	}
 	defer st.Close()
+	if *ifEmpty {
+		head, err := st.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if head.Position > 0 {
+			fmt.Fprintf(stdout, "the store already holds %d events: not seeding (--if-empty)\n", head.Position)
+			return nil
+		}
+	}
 	vault, err := vaultOf(st)
 	if err != nil {
 		return err

@@ -157,3 +157,15 @@ func TestBulkKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestSeedIfEmptyLeavesAFilledStoreAlone(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "demo.db")
+	var out, errOut bytes.Buffer
+	args := []string{"seed", "--store", url, "--facilities", "50", "--if-empty"}
+	require.Equal(t, 0, run(context.Background(), args, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "seeded 50 facilities")
+
+	out.Reset()
+	require.Equal(t, 0, run(context.Background(), args, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "not seeding (--if-empty)")
+}
