@@ -129,10 +129,11 @@ var guardTriggers = []string{"events_no_update", "events_no_delete", "head_no_de
 // (see user_version), so a trigger dropped after that stays dropped and is
 // reported here rather than silently re-created.
 func (s *Store) CheckGuards(ctx context.Context) error {
-	if s.closed.Load() {
-		return eventstore.ErrClosed
+	rctx, err := s.readCtx(ctx)
+	if err != nil {
+		return err
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'trigger'`)
+	rows, err := s.read.QueryContext(rctx, `SELECT name FROM sqlite_master WHERE type = 'trigger'`)
 	if err != nil {
 		return s.readError(err)
 	}

@@ -207,12 +207,30 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, filter eventstore.F
 	})
 }
 
+// readCtx is the context a read runs its query under. A query on the read
+// pool interrupted by cancellation can leave its pooled connection inside an
+// unfinished read transaction, still on the old snapshot: later reads on that
+// connection then miss new events, and Head can go backwards (reproduced by
+// cancelling a few hundred reads mid-query). So cancellation is checked
+// before the query and not passed into it; reads are bounded pages, so a
+// cancelled caller waits at most one page.
+func (s *Store) readCtx(ctx context.Context) (context.Context, error) {
+	if s.closed.Load() {
+		return nil, eventstore.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
+}
+
 // Head implements eventstore.Store.
 func (s *Store) Head(ctx context.Context) (eventstore.Head, error) {
-	if s.closed.Load() {
-		return eventstore.Head{}, eventstore.ErrClosed
+	rctx, err := s.readCtx(ctx)
+	if err != nil {
+		return eventstore.Head{}, err
 	}
-	return readHead(ctx, s.read)
+	return readHead(rctx, s.read)
 }
 
 type queryRower interface {
@@ -236,11 +254,12 @@ func readHead(ctx context.Context, q queryRower) (eventstore.Head, error) {
 
 // StreamVersion implements eventstore.Store.
 func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error) {
-	if s.closed.Load() {
-		return 0, eventstore.ErrClosed
+	rctx, err := s.readCtx(ctx)
+	if err != nil {
+		return 0, err
 	}
 	var v int64
-	err := s.read.QueryRowContext(ctx,
+	err = s.read.QueryRowContext(rctx,
 		`SELECT coalesce((SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1), 0)`,
 		stream).Scan(&v)
 	if err != nil {
@@ -351,7 +370,11 @@ func clamp(v uint64) int64 {
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) ([]eventstore.Event, error) {
-	rows, err := s.read.QueryContext(ctx, q, args...)
+	rctx, err := s.readCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(rctx, q, args...)
 	if err != nil {
 		return nil, s.readError(err)
 	}

@@ -69,7 +69,8 @@ func (v *Vault) Key(ctx context.Context, keyID string, create bool) ([]byte, err
 
 func (v *Vault) lookup(ctx context.Context, db *sql.DB, keyID string) (key []byte, erased, found bool, err error) {
 	var erasedAt sql.NullInt64
-	err = db.QueryRowContext(ctx, `SELECT key, erased_at FROM applicant_keys WHERE key_id = ?`, keyID).Scan(&key, &erasedAt)
+	// Not cancellable mid-query, for the reason given at Store.readCtx.
+	err = db.QueryRowContext(context.WithoutCancel(ctx), `SELECT key, erased_at FROM applicant_keys WHERE key_id = ?`, keyID).Scan(&key, &erasedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, false, nil
 	}
