@@ -39,9 +39,10 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
-## bench: throughput benchmarks, each beside its raw baseline.
-bench: services
-	$(GO) test -run '^$$' -bench . -benchtime 5000x -count 1 ./eventstore/...
+## bench: every benchmark beside its baseline, in one run (about half an
+## hour), on the PostgreSQL the tests use; rewrites docs/BENCHMARKS.md.
+bench: services build
+	./bin/payesh bench --out docs/BENCHMARKS.md $(if $(TEST_DATABASE_URL),--pg '$(TEST_DATABASE_URL)')
 
 clean:
 	rm -rf bin data

@@ -29,6 +29,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"verify": {"check every hash link and stream version in the log", runVerify},
 		"seed":   {"generate a deterministic, calibrated national history", runSeed},
+		"bench":  {"run the benchmarks beside their baselines and write docs/BENCHMARKS.md", runBench},
 	}
 }
 

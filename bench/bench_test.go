@@ -1,0 +1,153 @@
+package bench
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/eventstore/eventstoretest"
+)
+
+func TestPayloadIsTheStoreBenchmarksPayload(t *testing.T) {
+	require.Equal(t, eventstoretest.Payload(), payload)
+}
+
+func TestScenarioNamesAreUniqueAndFound(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range Scenarios() {
+		require.False(t, seen[s.Name], s.Name)
+		seen[s.Name] = true
+		require.NotNil(t, s.Payesh.Run, s.Name)
+		require.NotNil(t, s.Baseline.Run, s.Name)
+		require.Contains(t, sectionNotes, s.Section, "every section has its prose")
+		for _, sizes := range []Sizes{FullSizes(), QuickSizes()} {
+			rows := s.Rows(sizes)
+			require.NotEmpty(t, rows, s.Name)
+			for _, r := range rows {
+				if r.Target.FlatWith != "" {
+					require.True(t, slices.ContainsFunc(rows, func(o Row) bool { return o.Key == r.Target.FlatWith }), "%s: %s", s.Name, r.Key)
+				}
+			}
+		}
+		found, err := Find(s.Name)
+		require.NoError(t, err)
+		require.Len(t, found, 1)
+	}
+	_, err := Find("append-pg,nope")
+	require.ErrorContains(t, err, `no scenario "nope"`)
+	all, err := Find("all")
+	require.NoError(t, err)
+	require.Len(t, all, len(Scenarios()))
+}
+
+func TestSizesFitTheirChunks(t *testing.T) {
+	for _, s := range []Sizes{FullSizes(), QuickSizes()} {
+		for _, n := range s.LogSizes {
+			require.Zero(t, n%s.Chunk, "log sizes are whole chunks")
+		}
+		require.True(t, slices.IsSorted(s.LogSizes))
+		require.Equal(t, s.Window, s.LogSizes[0], "the first log size is the window: delivery of all of it")
+	}
+}
+
+func TestCount(t *testing.T) {
+	for n, want := range map[int]string{100_000: "100k", 1_000_000: "1M", 10_000_000: "10M", 2500: "2.5k", 137_000: "137k", 999: "999", 1_500_000: "1.5M"} {
+		require.Equal(t, want, Count(n))
+	}
+	require.Equal(t, "1,234,568/s", Rate(1234567.6))
+	require.Equal(t, "—", Rate(0))
+}
+
+func TestHistoryIsDeterministicAndChunksAreExact(t *testing.T) {
+	h := newHistory(7, 2000)
+	a, b := h.chunk(3), h.chunk(3)
+	require.Equal(t, a, b)
+	require.Equal(t, 2000, countEvents(a))
+	ids := map[string]bool{}
+	for i := range 4 {
+		appends := h.chunk(i)
+		require.Equal(t, 2000, countEvents(appends))
+		for _, ap := range appends {
+			require.NoError(t, eventstore.Validate(ap.Stream, ap.Events, time.Now()))
+			for _, e := range ap.Events {
+				require.False(t, ids[e.ID], "IDs are unique across chunks")
+				ids[e.ID] = true
+			}
+		}
+	}
+}
+
+func TestChainMatchesBuild(t *testing.T) {
+	h := newHistory(1, 500)
+	versions := map[string]uint64{}
+	rows, head := chain(h.chunk(0), eventstore.Head{}, versions, time.Now())
+	require.Len(t, rows, 500)
+	require.Equal(t, uint64(500), head.Position)
+	var prev eventstore.Hash
+	for i := range rows {
+		require.Equal(t, uint64(i+1), rows[i].Position)
+		require.Equal(t, prev, rows[i].PrevHash)
+		h, _ := eventstore.Chain(prev, &rows[i], nil)
+		require.Equal(t, h, rows[i].Hash)
+		prev = h
+	}
+}
+
+func TestLinesJudgeTargets(t *testing.T) {
+	s := subscribeScenario()
+	sizes := FullSizes()
+	res := Result{
+		Scenario: s,
+		Payesh: SideResult{Label: "P", Points: []Point{
+			{Key: newestKey(100_000), Events: 100_000, Seconds: 0.5},        // 200k/s
+			{Key: newestKey(1_000_000), Events: 100_000, Seconds: 0.5},      // 200k/s
+			{Key: newestKey(10_000_000), Events: 100_000, Seconds: 1},       // 100k/s: not flat
+			{Key: allKey(10_000_000), Events: 10_000_000, Seconds: 55},      // 182k/s: flat
+			{Key: allKey(1_000_000), Events: 1_000_000, Seconds: 5},         // 200k/s
+			{Key: "stray", Events: 1, Seconds: 1},                           // ignored
+			{Key: newestKey(123), Events: 1, Seconds: 1, Note: "not a row"}, // ignored
+		}},
+		Baseline: SideResult{Label: "B", Points: []Point{
+			{Key: newestKey(100_000), Events: 100_000, Seconds: 20}, // 5k/s: 40×
+			{Key: allKey(1_000_000), Events: 20_000, Seconds: 180, Capped: true},
+		}},
+	}
+	lines := res.Lines(sizes)
+	byKey := map[string]Line{}
+	for _, l := range lines {
+		byKey[l.Row.Key] = l
+	}
+	first := byKey[newestKey(100_000)]
+	require.InDelta(t, 40, first.Ratio, 0.001)
+	require.True(t, *first.Met)
+	require.False(t, *byKey[newestKey(10_000_000)].Met)
+	require.True(t, *byKey[allKey(10_000_000)].Met)
+	require.Nil(t, byKey[newestKey(1_000_000)].Met, "no target")
+
+	var buf bytes.Buffer
+	require.NoError(t, WriteMarkdown(&buf, Report{Command: "payesh bench --x", Sizes: sizes, Results: []Result{res}, PG: "postgres://u:secret@h/db"}))
+	md := buf.String()
+	for _, want := range []string{
+		"# Benchmarks", "`payesh bench --x`", "## Targets", "## Subscription delivery", "### PostgreSQL",
+		"| 100k in the log: all 100k | 200,000/s | 5,000/s | 40× | ≥ 20× | yes |",
+		"111/s (capped)", "**no**", "## Peak memory",
+	} {
+		require.Contains(t, md, want)
+	}
+	require.NotContains(t, md, "secret")
+	require.False(t, strings.Contains(md, "stray"))
+
+	// The report carries its measurements and renders again identically.
+	back, err := ParseReport(buf.Bytes())
+	require.NoError(t, err)
+	var again bytes.Buffer
+	require.NoError(t, WriteMarkdown(&again, back))
+	require.Equal(t, md, again.String())
+	_, err = ParseReport([]byte("# Benchmarks\n"))
+	require.Error(t, err)
+}
