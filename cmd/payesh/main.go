@@ -27,9 +27,10 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"verify": {"check every hash link and stream version in the log", runVerify},
-		"seed":   {"generate a deterministic, calibrated national history", runSeed},
-		"bench":  {"run the benchmarks beside their baselines and write docs/BENCHMARKS.md", runBench},
+		"verify":      {"check every hash link and stream version in the log", runVerify},
+		"seed":        {"generate a deterministic, calibrated national history", runSeed},
+		"bench":       {"run the benchmarks beside their baselines and write docs/BENCHMARKS.md", runBench},
+		"projections": {"rebuild read models (blue/green) and show their positions", runProjections},
 	}
 }
 

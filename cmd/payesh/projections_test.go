@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	neturl "net/url"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/payesh/payesh/cmd/internal/backend"
+	"github.com/payesh/payesh/domain/applicant"
+	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/eventstore/postgres"
+	"github.com/payesh/payesh/eventstore/sqlite"
+	"github.com/payesh/payesh/internal/pgtest"
+	"github.com/payesh/payesh/projections/projectionstest"
+)
+
+func payesh(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestProjectionsRebuildAndStatus(t *testing.T) {
+	urls := map[string]func(t *testing.T) string{
+		"sqlite": func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "payesh.db") },
+		"postgres": func(t *testing.T) string {
+			pgURL, schema := pgtest.Schema(t)
+			u, err := neturl.Parse(pgURL)
+			require.NoError(t, err)
+			q := u.Query()
+			q.Set("schema", schema)
+			u.RawQuery = q.Encode()
+			return u.String()
+		},
+	}
+	for name, mk := range urls {
+		t.Run(name, func(t *testing.T) {
+			url := mk(t)
+			env := projectionstest.NewEnv(t, func(ctx context.Context) (eventstore.Store, applicant.Vault, error) {
+				st, err := backend.Open(ctx, url)
+				if err != nil {
+					return nil, nil, err
+				}
+				switch s := st.(type) {
+				case *sqlite.Store:
+					return s, s.Vault(), nil
+				case *postgres.Store:
+					return s, s.Vault(), nil
+				}
+				return nil, nil, fmt.Errorf("unexpected store %T", st)
+			})
+			projectionstest.Build(t, env.Service(t), 15, 11)
+			head := env.Head(t)
+
+			code, out, errOut := payesh(t, "projections", "status", "--store", url)
+			require.Equal(t, 0, code, errOut)
+			require.Regexp(t, `facilities\s+facilities,facility_inspections,job_counts\s+-/1\s+-\s+`+fmt.Sprint(head)+`\s+never run`, out)
+
+			code, out, errOut = payesh(t, "projections", "rebuild", "--store", url)
+			require.Equal(t, 0, code, errOut)
+			require.Contains(t, out, fmt.Sprintf("facilities: rebuilt and swapped in at position %d", head))
+			require.Contains(t, errOut, "rebuild facilities: ")
+			require.Contains(t, errOut, "done in")
+
+			code, out, errOut = payesh(t, "projections", "status", "--store", url)
+			require.Equal(t, 0, code, errOut)
+			require.Regexp(t, regexp.MustCompile(`facilities\s+\S+\s+1\s+`+fmt.Sprint(head)+`\s+0\s+running`), out)
+
+			// By a read model's name, a second time.
+			code, _, errOut = payesh(t, "projections", "rebuild", "--store", url, "job_counts")
+			require.Equal(t, 0, code, errOut)
+
+			code, _, errOut = payesh(t, "projections", "rebuild", "--store", url, "nope")
+			require.Equal(t, 2, code)
+			require.Contains(t, errOut, `unknown projection: "nope"`)
+			code, _, errOut = payesh(t, "projections", "frobnicate", "--store", url)
+			require.Equal(t, 2, code)
+			require.Contains(t, errOut, "unknown subcommand")
+		})
+	}
+}
