@@ -12,16 +12,14 @@ import (
 
 	"github.com/payesh/payesh/cmd/internal/backend"
 	"github.com/payesh/payesh/cmd/internal/progress"
+	"github.com/payesh/payesh/cmd/internal/readmodels"
 	"github.com/payesh/payesh/eventstore"
 	"github.com/payesh/payesh/projections"
-	"github.com/payesh/payesh/projections/facilities"
 )
 
 // readModels are the projectors payesh knows, in the order they are
 // rebuilt. payeshd runs the same list.
-func readModels() []projections.Projector {
-	return []projections.Projector{facilities.New()}
-}
+func readModels() []projections.Projector { return readmodels.Projectors() }
 
 const projectionsUsage = `usage: payesh projections status  [--store URL]
        payesh projections rebuild [--store URL] [--batch N] [NAME ...]

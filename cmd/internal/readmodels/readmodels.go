@@ -1,0 +1,17 @@
+// Package readmodels lists the projectors the binaries run, so that
+// payesh (rebuilds, status) and payeshd (live projections, queries) always
+// agree on the set.
+package readmodels
+
+import (
+	"github.com/payesh/payesh/projections"
+	"github.com/payesh/payesh/projections/facilities"
+)
+
+// Projectors returns every read model's projector, in the order they are
+// rebuilt.
+func Projectors() []projections.Projector {
+	return []projections.Projector{
+		facilities.New(),
+	}
+}
