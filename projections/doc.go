@@ -17,6 +17,11 @@
 //   - Engine (engine.go, rebuild.go) runs projectors: catch-up in batches,
 //     then live; retries; failure; blue/green rebuilds. Its Status feeds
 //     /readyz and metrics.
+//   - The live path (live.go) is a Watermill Router per projection over
+//     projections/pubsub's $all topic, with recoverer, retry with backoff
+//     and correlation-id middleware; an event that still fails after the
+//     retries stops the projection where it is, visibly (Status,
+//     projection_state), and is never skipped.
 //   - Reader (reader.go) reads checkpoints: Position, and WaitFor for
 //     read-your-writes.
 //

@@ -185,6 +185,9 @@ type runner struct {
 
 	stMu   sync.Mutex
 	status Status
+
+	applied atomic.Uint64 // events applied to the live tables by this Engine
+	retries atomic.Uint64 // failed attempts at a batch that were tried again
 }
 
 // Status is one projection's state as an Engine sees it.
@@ -197,6 +200,9 @@ type Status struct {
 	LastError string
 	// Rebuild is set while a rebuild is in progress in this Engine.
 	Rebuild *RebuildProgress
+	// Applied counts the events this Engine applied to the live tables,
+	// Retries the failed attempts it tried again (for the metrics).
+	Applied, Retries uint64
 }
 
 // RebuildProgress is how far a rebuild has replayed the log.
@@ -259,6 +265,7 @@ func (r *runner) snapshot() Status {
 	r.stMu.Lock()
 	defer r.stMu.Unlock()
 	s := r.status
+	s.Applied, s.Retries = r.applied.Load(), r.retries.Load()
 	if s.Rebuild != nil {
 		p := *s.Rebuild
 		s.Rebuild = &p
@@ -374,24 +381,8 @@ func (e *Engine) follow(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	r.update(func(s *Status) { s.State, s.LastError = StateLive, "" })
-	e.cfg.Logger.Debug("projection live", "projection", r.p.Name(), "position", pos)
-	filter := r.p.Filter()
-	return e.cfg.Store.Subscribe(ctx, pos, eventstore.Filter{}, func(ctx context.Context, batch []eventstore.Event) error {
-		envs := make([]Envelope, 0, len(batch))
-		for i := range batch {
-			if !filter.Matches(&batch[i]) {
-				continue
-			}
-			env, err := Decode(e.cfg.Registry, &batch[i])
-			if err != nil {
-				return e.fail(ctx, r, batch[0].Position-1, err)
-			}
-			envs = append(envs, env)
-		}
-		_, err := e.apply(ctx, r, target{}, envs, batch[len(batch)-1].Position)
-		return err
-	})
+	e.cfg.Logger.Debug("projection caught up", "projection", r.p.Name(), "position", pos)
+	return e.live(ctx, r)
 }
 
 // prepare makes sure projection_state, the projector's row and its tables
@@ -452,16 +443,25 @@ func (e *Engine) createTables(ctx context.Context, tx *Tx, p Projector, t TableN
 	return nil
 }
 
-func (e *Engine) inTx(ctx context.Context, f func(tx *Tx) error) error {
+// inTx runs f in a write transaction, committed if f returns nil and
+// rolled back otherwise, also when f panics: the panic goes on up (the live
+// path's Recoverer turns it into an error), but SQLite's single write
+// connection must not be left inside an open transaction.
+func (e *Engine) inTx(ctx context.Context, f func(tx *Tx) error) (err error) {
 	sqlTx, err := e.cfg.DB.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	tx := &Tx{tx: sqlTx, d: e.cfg.DB.Dialect}
-	if err := f(tx); err != nil {
-		_ = sqlTx.Rollback()
+	committed := false
+	defer func() {
+		if !committed {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if err := f(&Tx{tx: sqlTx, d: e.cfg.DB.Dialect}); err != nil {
 		return err
 	}
+	committed = true
 	return sqlTx.Commit()
 }
 

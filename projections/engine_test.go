@@ -518,3 +518,63 @@ FROM t WHERE a = ? AND b IN (?, ?)`
 FROM t WHERE a = $1 AND b IN ($2, $3)`, projections.Postgres.Rebind(q))
 	require.True(t, strings.HasSuffix(projections.Postgres.Rebind("a = ?"), "$1"))
 }
+
+// The live path runs in a Watermill Router: a projector that panics on a
+// live event is recovered, retried with backoff, and then stopped at that
+// event, visibly, with nothing after it applied; the other projections go
+// on. Fixed and restarted, it resumes at the event.
+func TestLivePoisonEventStopsTheProjectionVisibly(t *testing.T) {
+	projectionstest.ForEach(t, func(t *testing.T, b projectionstest.Backend) {
+		env := b.Open(t)
+		h := projectionstest.Build(t, env.Service(t), 12, 8)
+		var armed atomic.Bool
+		var attempts atomic.Int32
+		c := &counter{name: "test_counts", version: 1}
+		c.hook = func(_ context.Context, _ *projections.Tx, _ projections.TableNames, batch []projections.Envelope) error {
+			if armed.Load() && len(batch) > 0 && batch[0].Type == "facility.registered.v1" {
+				attempts.Add(1)
+				panic("projector bug")
+			}
+			return nil
+		}
+		e := newEngine(t, env, 100, c, facilities.New())
+		start(t, e)
+		waitHead(t, e, env, c.name)
+		before := env.Head(t)
+
+		armed.Store(true)
+		h.Register(2) // the first registration is the poison
+		h.Step()      // events after it
+		head := env.Head(t)
+		require.Greater(t, head, before)
+
+		_, err := e.Reader().WaitFor(context.Background(), c.name, head, 30*time.Second)
+		require.ErrorIs(t, err, projections.ErrFailed)
+		require.Contains(t, err.Error(), "projector bug")
+		require.EqualValues(t, 5, attempts.Load(), "recovered and retried MaxAttempts times")
+		st := storedState(t, env.DB, c.name)
+		require.Equal(t, projections.StatusFailed, st.Status)
+		require.Less(t, st.Position, head, "stopped before the event it could not apply")
+		require.Equal(t, streamVersions(t, env.Store, st.Position), counts(t, env.DB, c.name), "nothing skipped, nothing after")
+		var status projections.Status
+		for _, s := range e.Status() {
+			if s.Name == c.name {
+				status = s
+			}
+		}
+		require.Equal(t, projections.StateFailed, status.State)
+		require.EqualValues(t, 4, status.Retries)
+		require.False(t, e.Ready())
+		waitHead(t, e, env, facilities.Name) // the others go on
+
+		// Fixed and restarted (a new process): it resumes at the event.
+		armed.Store(false)
+		e2 := newEngine(t, env, 100, c)
+		start(t, e2)
+		require.Eventually(t, func() bool {
+			pos, err := e2.Reader().Position(context.Background(), c.name)
+			return err == nil && pos == head
+		}, 30*time.Second, 5*time.Millisecond)
+		require.Equal(t, streamVersions(t, env.Store, head), counts(t, env.DB, c.name))
+	})
+}

@@ -177,3 +177,56 @@ func (d decoded) message() *message.Message {
 	}
 	return msg
 }
+
+// ErrNotAnEvent says a message does not carry a stored domain event's
+// envelope: it was published through Publisher (a MessageType event, which
+// is delivered as published) or came from elsewhere.
+var ErrNotAnEvent = errors.New("pubsub: the message carries no event envelope")
+
+// EventOf rebuilds the stored event a message delivers from its payload and
+// metadata: the inverse of what Subscriber does to a domain event, whatever
+// transport carried the message since (the hash fields stay zero). A
+// message without the envelope's metadata gives ErrNotAnEvent; one whose
+// metadata is malformed gives an error naming the key.
+func EventOf(msg *message.Message) (eventstore.Event, error) {
+	md := msg.Metadata
+	if md.Get(MetaType) == "" || md.Get(MetaPosition) == "" {
+		return eventstore.Event{}, ErrNotAnEvent
+	}
+	e := eventstore.Event{
+		Stream: md.Get(MetaStream), ID: msg.UUID, Type: md.Get(MetaType), Data: msg.Payload,
+		BackdateReason: md.Get(MetaBackdateReason),
+		Actor:          eventstore.Actor{ID: md.Get(MetaActorID), Role: md.Get(MetaActorRole), Org: md.Get(MetaActorOrg)},
+		IdempotencyKey: md.Get(MetaIdempotencyKey), CorrelationID: md.Get(CorrelationIDKey), CausationID: md.Get(MetaCausationID),
+	}
+	var err error
+	if e.Position, err = metaUint(md, MetaPosition); err != nil {
+		return eventstore.Event{}, err
+	}
+	if e.Version, err = metaUint(md, MetaVersion); err != nil {
+		return eventstore.Event{}, err
+	}
+	if e.OccurredAt, err = metaTime(md, MetaOccurredAt); err != nil {
+		return eventstore.Event{}, err
+	}
+	if e.RecordedAt, err = metaTime(md, MetaRecordedAt); err != nil {
+		return eventstore.Event{}, err
+	}
+	return e, nil
+}
+
+func metaUint(md message.Metadata, key string) (uint64, error) {
+	n, err := strconv.ParseUint(md.Get(key), 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("pubsub: metadata %s: %q is not a positive integer", key, md.Get(key))
+	}
+	return n, nil
+}
+
+func metaTime(md message.Metadata, key string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, md.Get(key))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("pubsub: metadata %s: %q is not an RFC 3339 time", key, md.Get(key))
+	}
+	return t.UTC(), nil
+}
