@@ -1,7 +1,7 @@
 // Package api is Payesh's HTTP interface: REST commands and read-model
-// queries under /v1, and the operational endpoints /healthz and /readyz.
-// Handlers translate HTTP to ledger commands and queries; domain errors are
-// mapped to HTTP statuses in one place.
+// queries under /v1, and the operational endpoints /healthz, /readyz and
+// /metrics. Handlers translate HTTP to ledger commands and queries; domain
+// errors are mapped to HTTP statuses in one place.
 package api
 
 import (
@@ -11,21 +11,37 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/projections"
 )
+
+// Projections is what the API needs of the projection engine running in
+// this process: every read model's status (projections.Engine has it).
+// Status must be cheap and safe to call from any goroutine.
+type Projections interface {
+	Status() []projections.Status
+}
 
 // Config is what the server needs from its composition root.
 type Config struct {
-	Store  eventstore.Store
-	Logger *slog.Logger
+	Store eventstore.Store
+	// Projections, when set, are part of readiness and of the metrics: a
+	// node whose read models are not following the log is not ready.
+	Projections Projections
+	Logger      *slog.Logger
 	// ReadyTimeout bounds the store check behind /readyz (default 2s).
 	ReadyTimeout time.Duration
 }
 
 // Server serves the API. Create it with New; it is an http.Handler.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg     Config
+	mux     *http.ServeMux
+	metrics *prometheus.Registry
 }
 
 // New builds the server's routes.
@@ -36,9 +52,17 @@ func New(cfg Config) *Server {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 2 * time.Second
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: prometheus.NewRegistry()}
+	s.metrics.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&logCollector{store: cfg.Store, projections: cfg.Projections, timeout: cfg.ReadyTimeout},
+	)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}))
 	return s
 }
 
@@ -50,8 +74,21 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 only when the event store answers, so a load balancer
-// stops sending traffic to a node that lost its database.
+// projectionReport is one read model in /readyz.
+type projectionReport struct {
+	Name      string `json:"name"`
+	Version   int    `json:"version"`
+	State     string `json:"state"`
+	Position  uint64 `json:"position"`
+	Lag       uint64 `json:"lag"` // events of the log not yet reflected
+	LastError string `json:"last_error,omitempty"`
+}
+
+// readyz answers 200 only when the event store answers and every read
+// model follows the log live, so a load balancer sends no traffic to a
+// node that lost its database, is still catching up, or has a projection
+// stopped at an event it could not apply (status "failed", with the
+// error: that needs an operator, see payesh projections).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
 	defer cancel()
@@ -61,10 +98,28 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "store": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	body := map[string]any{
 		"status": "ready",
 		"store":  map[string]any{"position": head.Position, "hash": head.Hash.String()},
-	})
+	}
+	code := http.StatusOK
+	if s.cfg.Projections != nil {
+		var reports []projectionReport
+		for _, p := range s.cfg.Projections.Status() {
+			reports = append(reports, projectionReport{
+				Name: p.Name, Version: p.Version, State: p.State, Position: p.Position,
+				Lag: head.Position - min(p.Position, head.Position), LastError: p.LastError,
+			})
+			switch {
+			case p.State == projections.StateFailed || p.State == projections.StateStopped:
+				body["status"], code = "failed", http.StatusServiceUnavailable
+			case !p.Ready() && body["status"] == "ready":
+				body["status"], code = "catching_up", http.StatusServiceUnavailable
+			}
+		}
+		body["projections"] = reports
+	}
+	writeJSON(w, code, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

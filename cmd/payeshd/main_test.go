@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/payesh/payesh/cmd/internal/readmodels"
 	"github.com/payesh/payesh/internal/pgtest"
 )
 
@@ -47,19 +49,48 @@ func TestServerAnswersHealthAndReadiness(t *testing.T) {
 			require.Equal(t, http.StatusOK, code)
 			require.Equal(t, "ok", body["status"])
 
-			code, body = getJSON(t, m.URL()+"/readyz")
-			require.Equal(t, http.StatusOK, code)
+			// Ready once every projection has built its tables and
+			// follows the log.
+			require.Eventually(t, func() bool {
+				code, body = getJSON(t, m.URL()+"/readyz")
+				return code == http.StatusOK
+			}, 60*time.Second, 20*time.Millisecond)
 			require.Equal(t, "ready", body["status"])
+			reports, _ := body["projections"].([]any)
+			require.Len(t, reports, len(readmodels.Projectors()))
+			for _, r := range reports {
+				require.Equal(t, "live", r.(map[string]any)["state"])
+			}
+
+			resp, err := http.Get(m.URL() + "/metrics")
+			require.NoError(t, err)
+			metrics, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.Contains(t, string(metrics), `payesh_projection_live{projection="facilities"} 1`)
 
 			require.NoError(t, m.Close())
-			_, err := http.Get(m.URL() + "/healthz")
+			_, err = http.Get(m.URL() + "/healthz")
 			require.Error(t, err, "the listener is closed after shutdown")
 		})
 	}
 }
 
+func TestAPIRoleRunsNoProjections(t *testing.T) {
+	m := NewMain()
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	require.NoError(t, m.ParseFlags([]string{"--store", "sqlite://" + filepath.Join(t.TempDir(), "p.db"), "--addr", "127.0.0.1:0", "--role", "api"}))
+	require.NoError(t, m.Run(context.Background()))
+	t.Cleanup(func() { _ = m.Close() })
+	code, body := getJSON(t, m.URL()+"/readyz")
+	require.Equal(t, http.StatusOK, code)
+	require.Nil(t, body["projections"])
+}
+
 func TestBadConfigurationFailsClearly(t *testing.T) {
 	m := NewMain()
+	require.ErrorContains(t, m.ParseFlags([]string{"--role", "worker"}), `--role "worker"`)
+	m = NewMain()
 	require.Error(t, m.ParseFlags([]string{"--nope"}))
 	require.ErrorContains(t, m.ParseFlags([]string{"extra"}), "unexpected arguments")
 
