@@ -5,7 +5,9 @@ package readmodels
 
 import (
 	"github.com/payesh/payesh/projections"
+	"github.com/payesh/payesh/projections/deviations"
 	"github.com/payesh/payesh/projections/facilities"
+	"github.com/payesh/payesh/projections/inspections"
 )
 
 // Projectors returns every read model's projector, in the order they are
@@ -13,5 +15,7 @@ import (
 func Projectors() []projections.Projector {
 	return []projections.Projector{
 		facilities.New(),
+		inspections.New(),
+		deviations.New(),
 	}
 }
