@@ -578,3 +578,20 @@ func TestLivePoisonEventStopsTheProjectionVisibly(t *testing.T) {
 		require.Equal(t, streamVersions(t, env.Store, head), counts(t, env.DB, c.name))
 	})
 }
+
+// Rebuilding again and again works: no name of the previous generation's
+// tables, indexes or constraints is in the way of the next.
+func TestRepeatedRebuilds(t *testing.T) {
+	projectionstest.ForEach(t, func(t *testing.T, b projectionstest.Backend) {
+		env := b.Open(t)
+		projectionstest.Build(t, env.Service(t), 10, 9)
+		e := newEngine(t, env, 100, facilities.New())
+		start(t, e)
+		waitHead(t, e, env, facilities.Name)
+		want := dumpFacilities(t, env.DB)
+		for range 3 {
+			require.NoError(t, e.Rebuild(context.Background(), facilities.Name, nil))
+			require.Equal(t, want, dumpFacilities(t, env.DB))
+		}
+	})
+}

@@ -32,11 +32,27 @@ type History struct {
 	t     testing.TB
 	svc   *ledger.Service
 	rnd   *rand.Rand
+	qrnd  *rand.Rand // the quota steps' choices, apart so that they leave the facilities' unchanged
 	clock time.Time
 	firms []string
 	seq   uint64
+	moves int // transfers issued, for unique transfer IDs
 
 	Facilities []*Plan
+	// Allocations are every quota allocation issued, in order, with their
+	// figures as corrected.
+	Allocations []*Allocation
+}
+
+// Allocation is a recorded quota allocation and its current figures.
+type Allocation struct {
+	EventID    string
+	FiscalYear int
+	Program    string
+	Account    quota.AccountKey
+	Amount     int64
+	Jobs       int
+	Original   int64 // the amount first allocated, to revive a cancelled allocation
 }
 
 // Plan is what History knows of one facility.
@@ -102,7 +118,7 @@ var (
 // NewHistory returns a History writing through svc, with choices drawn from
 // seed.
 func NewHistory(t testing.TB, svc *ledger.Service, seed uint64) *History {
-	h := &History{t: t, svc: svc, rnd: rand.New(rand.NewPCG(seed, 99)), clock: Start}
+	h := &History{t: t, svc: svc, rnd: rand.New(rand.NewPCG(seed, 99)), qrnd: rand.New(rand.NewPCG(seed, 7)), clock: Start}
 	for _, e := range reference.DefaultEvents() {
 		if f, ok := e.(reference.FirmAdded); ok && len(h.firms) < 3 {
 			h.firms = append(h.firms, f.ID)
@@ -113,12 +129,17 @@ func NewHistory(t testing.TB, svc *ledger.Service, seed uint64) *History {
 		for _, p := range programs {
 			for _, a := range agencies {
 				for _, ar := range areas {
-					_, err := svc.Quota(ctx, quota.Allocate{
-						FiscalYear: fy, Program: p, Account: quota.AccountKey{Agency: a, Province: ar.province},
+					k := quota.AccountKey{Agency: a, Province: ar.province}
+					res, err := svc.Quota(ctx, quota.Allocate{
+						FiscalYear: fy, Program: p, Account: k,
 						AmountRials: 1_000_000_000_000, JobsTarget: 1000, LegalBasis: "budget law note 18",
 						DecisionRef: "D-" + a, At: h.clock,
 					}, h.meta())
 					require.NoError(t, err)
+					h.Allocations = append(h.Allocations, &Allocation{
+						EventID: res.EventIDs[0], FiscalYear: fy, Program: p, Account: k,
+						Amount: 1_000_000_000_000, Jobs: 1000, Original: 1_000_000_000_000,
+					})
 				}
 			}
 		}
@@ -136,7 +157,7 @@ func (h *History) meta() ledger.Meta {
 
 func (h *History) chance(p float64) bool { return h.rnd.Float64() < p }
 
-func pick[T any](h *History, xs []T) T { return xs[h.rnd.IntN(len(xs))] }
+func pick[T any](rnd *rand.Rand, xs []T) T { return xs[rnd.IntN(len(xs))] }
 
 func (h *History) fac(cmd facility.Command) ledger.Result {
 	h.t.Helper()
@@ -161,10 +182,10 @@ func (h *History) Register(n int) {
 	h.t.Helper()
 	for range n {
 		h.seq++
-		ar := pick(h, areas)
+		ar := pick(h.rnd, areas)
 		p := &Plan{
-			ID: fmt.Sprintf("f-%04d", h.seq), FiscalYear: pick(h, years), Program: pick(h, programs),
-			Agency: pick(h, agencies), Province: ar.province, County: ar.county, Stage: facility.StageRegistered,
+			ID: fmt.Sprintf("f-%04d", h.seq), FiscalYear: pick(h.rnd, years), Program: pick(h.rnd, programs),
+			Agency: pick(h.rnd, agencies), Province: ar.province, County: ar.county, Stage: facility.StageRegistered,
 			Promised: 1 + h.rnd.IntN(5), Requested: int64(200+h.rnd.IntN(1800)) * 1_000_000,
 		}
 		at := h.at()
@@ -195,7 +216,7 @@ func (h *History) Step() {
 				continue
 			}
 			if h.chance(0.8) {
-				p.Bank = pick(h, banks)
+				p.Bank = pick(h.rnd, banks)
 				h.fac(facility.Review{FacilityID: p.ID, Decision: facility.ReviewApproved, Bank: p.Bank, Expert: "e1", At: h.at()})
 				p.Stage = facility.StageReferred
 			} else {
@@ -271,7 +292,7 @@ func (h *History) followUp(p *Plan) {
 			in.Status = facility.InspectionInactive
 		}
 		res := h.fac(facility.RecordInspection{
-			FacilityID: p.ID, InspectionID: in.ID, Firm: pick(h, h.firms), GuidelineVersion: "1403-v2",
+			FacilityID: p.ID, InspectionID: in.ID, Firm: pick(h.rnd, h.firms), GuidelineVersion: "1403-v2",
 			Status: in.Status, Confirmed: in.Confirmed, VerifiedJobs: in.Verified, At: h.at(),
 		})
 		in.EventID = res.EventIDs[0]
@@ -389,8 +410,124 @@ func (h *History) correct(p *Plan) {
 	h.fac(c)
 }
 
-// Build registers n facilities in a few waves and runs rounds of steps, so
-// the log holds every kind of facility event, interleaved.
+// QuotaFloor is the least free balance a quota step leaves in an account it
+// takes quota from, so that the loans the facility steps approve (about two
+// billion rials at most, a few dozen per account) always find quota: a
+// history's commands must not be refused.
+const QuotaFloor = 100_000_000_000
+
+// countyOf are the county accounts quota steps open beside the provinces'
+// (the counties facilities are registered in, see areas).
+var countyOf = map[string]string{"IR-00": "IR-00-arak", "IR-23": "IR-23-tehran", "IR-07": "IR-07-shiraz"}
+
+// QuotaStep is one round of the ministry's work on the quota ledgers: a
+// transfer between accounts (often into a county account, which opens it,
+// so later approvals in that county charge it), sometimes a supplementary
+// allocation, and sometimes a correction of an earlier allocation
+// (raising or cutting it, cancelling it to zero or reviving a cancelled
+// one). Every command is valid: amounts are drawn within the free
+// balances read from the ledger, and never take an account below
+// QuotaFloor.
+func (h *History) QuotaStep() {
+	h.t.Helper()
+	fy, program := pick(h.qrnd, years), pick(h.qrnd, programs)
+	l := h.ledgerState(fy, program)
+
+	// A transfer, from a province account with room to spare.
+	from := quota.AccountKey{Agency: pick(h.qrnd, agencies), Province: pick(h.qrnd, areas).province}
+	var to quota.AccountKey
+	if c, ok := countyOf[from.Province]; ok && h.qrnd.Float64() < 0.6 {
+		to = quota.AccountKey{Agency: from.Agency, Province: from.Province, County: c}
+	} else {
+		to = quota.AccountKey{Agency: pick(h.qrnd, agencies), Province: pick(h.qrnd, areas).province}
+	}
+	if b, ok := l.Account(from); ok && to != from && b.FreeRials() > 2*QuotaFloor {
+		amount := (b.FreeRials() - QuotaFloor) * int64(5+h.qrnd.IntN(16)) / 100 / 1_000_000 * 1_000_000
+		h.moves++
+		at := h.at()
+		_, err := h.svc.Quota(context.Background(), quota.Transfer{
+			FiscalYear: fy, Program: program, TransferID: fmt.Sprintf("tr-%d", h.moves), From: from, To: to,
+			AmountRials: amount, JobsTarget: h.qrnd.IntN(b.JobsTarget/10 + 1), LegalBasis: "budget law note 15",
+			DecisionRef: fmt.Sprintf("M-%d", h.moves), At: at,
+		}, h.lastMeta())
+		require.NoError(h.t, err)
+		l = h.ledgerState(fy, program)
+	}
+
+	// A supplementary allocation, to a province or county account.
+	if h.qrnd.Float64() < 0.4 {
+		k := quota.AccountKey{Agency: pick(h.qrnd, agencies), Province: pick(h.qrnd, areas).province}
+		if c, ok := countyOf[k.Province]; ok && h.qrnd.Float64() < 0.5 {
+			k.County = c
+		}
+		h.Allocate(fy, program, k, int64(100+h.qrnd.IntN(400))*1_000_000_000, 10+h.qrnd.IntN(90))
+		l = h.ledgerState(fy, program)
+	}
+
+	// A correction of an earlier allocation of this ledger.
+	if h.qrnd.Float64() < 0.5 {
+		var mine []*Allocation
+		for _, a := range h.Allocations {
+			if a.FiscalYear == fy && a.Program == program {
+				mine = append(mine, a)
+			}
+		}
+		a := pick(h.qrnd, mine)
+		b, _ := l.Account(a.Account)
+		amount, jobs := a.Amount, a.Jobs
+		switch r := h.qrnd.Float64(); {
+		case a.Amount == 0:
+			amount, jobs = a.Original, 10
+		case r < 0.3:
+			amount, jobs = 0, 0 // a mistaken allocation, cancelled
+		default:
+			amount = a.Amount * int64(90+h.qrnd.IntN(21)) / 100 / 1_000_000 * 1_000_000
+			jobs = max(0, a.Jobs+h.qrnd.IntN(11)-5)
+		}
+		cut, jobsCut := a.Amount-amount, a.Jobs-jobs
+		if (amount != a.Amount || jobs != a.Jobs) && b.FreeRials()-cut >= QuotaFloor && jobsCut <= b.JobsTarget {
+			h.CorrectAllocation(a, amount, jobs)
+		}
+	}
+}
+
+// ledgerState returns the current state of a quota ledger.
+func (h *History) ledgerState(fy int, program string) quota.Ledger {
+	h.t.Helper()
+	l, _, err := ledger.State(context.Background(), h.svc.Ledger(), quota.Stream(fy, program), quota.Decider(), nil)
+	require.NoError(h.t, err)
+	return l
+}
+
+// Allocate allocates quota to an account and remembers the allocation.
+func (h *History) Allocate(fy int, program string, k quota.AccountKey, amount int64, jobs int) *Allocation {
+	h.t.Helper()
+	at := h.at()
+	res, err := h.svc.Quota(context.Background(), quota.Allocate{
+		FiscalYear: fy, Program: program, Account: k, AmountRials: amount, JobsTarget: jobs,
+		LegalBasis: "budget law note 18, supplement", DecisionRef: fmt.Sprintf("S-%d", len(h.Allocations)+1), At: at,
+	}, h.lastMeta())
+	require.NoError(h.t, err)
+	a := &Allocation{EventID: res.EventIDs[0], FiscalYear: fy, Program: program, Account: k, Amount: amount, Jobs: jobs, Original: amount}
+	h.Allocations = append(h.Allocations, a)
+	return a
+}
+
+// CorrectAllocation replaces an allocation's amount and job target.
+func (h *History) CorrectAllocation(a *Allocation, amount int64, jobs int) {
+	h.t.Helper()
+	at := h.at()
+	_, err := h.svc.Quota(context.Background(), quota.CorrectAllocation{
+		FiscalYear: a.FiscalYear, Program: a.Program, CorrectsEventID: a.EventID,
+		AmountRials: amount, JobsTarget: jobs, Reason: "decision misread", At: at,
+	}, h.lastMeta())
+	require.NoError(h.t, err)
+	a.Amount, a.Jobs = amount, jobs
+}
+
+// Build registers n facilities in a few waves and runs rounds of steps, each
+// followed by a quota step, so the log holds every kind of facility and
+// quota event, interleaved.
 func Build(t testing.TB, svc *ledger.Service, n int, seed uint64) *History {
 	t.Helper()
 	h := NewHistory(t, svc, seed)
@@ -399,10 +536,12 @@ func Build(t testing.TB, svc *ledger.Service, n int, seed uint64) *History {
 		h.Register(n/waves + boolInt(w < n%waves))
 		for range 4 {
 			h.Step()
+			h.QuotaStep()
 		}
 	}
 	for range 6 {
 		h.Step()
+		h.QuotaStep()
 	}
 	return h
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/payesh/payesh/projections/deviations"
 	"github.com/payesh/payesh/projections/facilities"
 	"github.com/payesh/payesh/projections/inspections"
+	"github.com/payesh/payesh/projections/quotas"
 )
 
 // Projectors returns every read model's projector, in the order they are
@@ -15,6 +16,7 @@ import (
 func Projectors() []projections.Projector {
 	return []projections.Projector{
 		facilities.New(),
+		quotas.New(),
 		inspections.New(),
 		deviations.New(),
 	}
