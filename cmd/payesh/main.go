@@ -31,6 +31,7 @@ func commands() map[string]command {
 		"seed":        {"generate a deterministic, calibrated national history", runSeed},
 		"bench":       {"run the benchmarks beside their baselines and write docs/BENCHMARKS.md", runBench},
 		"projections": {"rebuild read models (blue/green) and show their positions", runProjections},
+		"token":       {"make signing keys, mint and inspect API tokens, make API keys", runToken},
 	}
 }
 
