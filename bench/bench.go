@@ -19,6 +19,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/payesh/payesh/projections"
 )
 
 // Scenario is one benchmark: what Payesh does, what it is compared with, and
@@ -82,8 +84,30 @@ type Point struct {
 	Capped bool `json:"capped,omitempty"`
 	// PeakRSS is the process's peak resident set during this point, in
 	// KiB (0 when the platform cannot tell).
-	PeakRSS int64  `json:"peak_rss_kib,omitempty"`
-	Note    string `json:"note,omitempty"`
+	PeakRSS int64 `json:"peak_rss_kib,omitempty"`
+	// Latency, when set, makes the point a measurement of latency (of
+	// Events events) rather than of rate: the tables show it instead.
+	Latency *Latency `json:"latency,omitempty"`
+	Note    string   `json:"note,omitempty"`
+}
+
+// Latency summarises the latencies of a point's events, in milliseconds.
+type Latency struct {
+	Median float64 `json:"median_ms"`
+	P99    float64 `json:"p99_ms"`
+	Max    float64 `json:"max_ms"`
+}
+
+// String renders the latency for the tables.
+func (l Latency) String() string {
+	return fmt.Sprintf("%s median, %s p99", millis(l.Median), millis(l.P99))
+}
+
+func millis(ms float64) string {
+	if ms < 10 {
+		return fmt.Sprintf("%.1f ms", ms)
+	}
+	return fmt.Sprintf("%.0f ms", ms)
 }
 
 // Rate is the point's events per second.
@@ -94,7 +118,8 @@ func (p Point) Rate() float64 {
 	return float64(p.Events) / p.Seconds
 }
 
-// Target is what a row must reach. Set at most one kind.
+// Target is what a row must reach. Set at most one of Ratio, Rate and
+// FlatWith; MaxRSS may be set beside any of them, and then both must be met.
 type Target struct {
 	// Ratio: Payesh's rate must be at least Ratio × the baseline's.
 	Ratio float64
@@ -106,23 +131,32 @@ type Target struct {
 	// grows; rising is fine).
 	FlatWith string
 	Within   float64
+	// MaxRSS: Payesh's peak resident set during the point must stay below
+	// this many KiB.
+	MaxRSS int64
 }
 
 // IsZero reports whether there is no target.
-func (t Target) IsZero() bool { return t.Ratio == 0 && t.Rate == 0 && t.FlatWith == "" }
+func (t Target) IsZero() bool {
+	return t.Ratio == 0 && t.Rate == 0 && t.FlatWith == "" && t.MaxRSS == 0
+}
 
 // String renders the target for the table.
 func (t Target) String(flatLabel string) string {
+	var parts []string
 	switch {
 	case t.Ratio > 0:
-		return fmt.Sprintf("≥ %.2g×", t.Ratio)
+		parts = append(parts, fmt.Sprintf("≥ %.2g×", t.Ratio))
 	case t.Rate > 0:
-		return "≥ " + Rate(t.Rate)
+		parts = append(parts, "≥ "+Rate(t.Rate))
 	case t.FlatWith != "":
 		// "Flat" means not falling as the log grows: faster is fine.
-		return fmt.Sprintf("≥ %.2g× the rate at “%s”", 1-t.Within, flatLabel)
+		parts = append(parts, fmt.Sprintf("≥ %.2g× the rate at “%s”", 1-t.Within, flatLabel))
 	}
-	return ""
+	if t.MaxRSS > 0 {
+		parts = append(parts, "RSS < "+MiB(t.MaxRSS))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Sizes are the amounts of work a run does.
@@ -154,6 +188,13 @@ type Sizes struct {
 	// times as long, which it does not need.
 	PeerSizes []int
 	PeerCap   time.Duration
+	// RebuildFacilities are the sizes of seeded history, in facilities,
+	// at which every read model is rebuilt, smallest first, each a
+	// multiple of BulkPiece: one history of the largest size is seeded
+	// piece by piece and rebuilt as it reaches each size. LagAppends is
+	// how many single-event appends live lag is timed over.
+	RebuildFacilities []int
+	LagAppends        int
 }
 
 // FullSizes are the sizes the issue asks for.
@@ -169,6 +210,9 @@ func FullSizes() Sizes {
 		CatchUp:        []int{1_000_000, 10_000_000},
 		PeerSizes:      []int{100_000, 1_000_000},
 		PeerCap:        2 * time.Minute,
+
+		RebuildFacilities: []int{250_000, 1_000_000},
+		LagAppends:        200,
 	}
 }
 
@@ -186,6 +230,9 @@ func QuickSizes() Sizes {
 		CatchUp:        []int{4000},
 		PeerSizes:      []int{2000, 4000},
 		PeerCap:        20 * time.Second,
+
+		RebuildFacilities: []int{400, 1200},
+		LagAppends:        40,
 	}
 }
 
@@ -204,6 +251,12 @@ type Env struct {
 	RunID string
 	// Log receives progress lines.
 	Log io.Writer
+	// Projectors are the read models the rebuild scenarios rebuild and
+	// run. They cannot travel on a command line: every process of a run
+	// is given the same list by its caller (payesh bench passes
+	// cmd/internal/readmodels' list, the one payesh and payeshd run,
+	// which this package cannot import).
+	Projectors []projections.Projector
 }
 
 func (env *Env) logf(format string, args ...any) {
@@ -215,7 +268,8 @@ func (env *Env) logf(format string, args ...any) {
 // Scenarios returns every benchmark, in the order a full run measures them.
 // Later issues add theirs here. The order matters only for speed: verify-pg
 // walks the log subscribe-pg grew, verify-sqlite the file bulk-sqlite
-// imported (each builds its log itself when run alone).
+// imported (each builds its log itself when run alone). The rebuild
+// scenarios seed their own logs.
 func Scenarios() []Scenario {
 	return []Scenario{
 		appendScenario(backendSQLite),
@@ -225,6 +279,8 @@ func Scenarios() []Scenario {
 		subscribeScenario(),
 		verifyScenario(backendPostgres),
 		verifyScenario(backendSQLite),
+		rebuildScenario(backendPostgres),
+		rebuildScenario(backendSQLite),
 	}
 }
 

@@ -52,7 +52,14 @@ func TestSizesFitTheirChunks(t *testing.T) {
 		}
 		require.True(t, slices.IsSorted(s.LogSizes))
 		require.Equal(t, s.Window, s.LogSizes[0], "the first log size is the window: delivery of all of it")
+		require.NotEmpty(t, s.RebuildFacilities)
+		require.True(t, slices.IsSorted(s.RebuildFacilities))
+		for _, f := range s.RebuildFacilities {
+			require.Zero(t, f%s.BulkPiece, "rebuild sizes are whole pieces of the seeded history")
+		}
+		require.Positive(t, s.LagAppends)
 	}
+	require.GreaterOrEqual(t, FullSizes().RebuildFacilities[len(FullSizes().RebuildFacilities)-1], 1_000_000)
 }
 
 func TestCount(t *testing.T) {
@@ -151,4 +158,51 @@ func TestLinesJudgeTargets(t *testing.T) {
 	require.Equal(t, md, again.String())
 	_, err = ParseReport([]byte("# Benchmarks\n"))
 	require.Error(t, err)
+}
+
+func TestLinesJudgeMemoryAndShowLatency(t *testing.T) {
+	s := rebuildScenario(backendPostgres)
+	sizes := FullSizes()
+	small, large := rebuildKey(sizes.RebuildFacilities[0]), rebuildKey(sizes.RebuildFacilities[1])
+	res := Result{
+		Scenario: s,
+		Payesh: SideResult{Label: "Payesh rebuild", Points: []Point{
+			{Key: small, Events: 1_800_000, Seconds: 12, PeakRSS: 200 * 1024}, // 150k/s, 200 MiB: met
+			{Key: large, Events: 7_300_000, Seconds: 50, PeakRSS: 600 * 1024}, // 146k/s but 600 MiB: not met
+			{Key: lagKey, Events: 200, Seconds: 1, Latency: &Latency{Median: 4.25, P99: 31, Max: 40}},
+		}},
+		Baseline: SideResult{Label: "raw read", Points: []Point{
+			{Key: small, Events: 1_800_000, Seconds: 6},
+			{Key: lagKey, Events: 200, Seconds: 0.2, Latency: &Latency{Median: 0.8, P99: 2, Max: 3}},
+		}},
+	}
+	byKey := map[string]Line{}
+	for _, l := range res.Lines(sizes) {
+		byKey[l.Row.Key] = l
+	}
+	require.True(t, *byKey[small].Met)
+	require.InDelta(t, 0.5, byKey[small].Ratio, 0.001)
+	require.False(t, *byKey[large].Met, "fast enough, but over the memory target")
+	require.Equal(t, "≥ 100,000/s, RSS < 512 MiB", byKey[large].Target)
+	require.Nil(t, byKey[lagKey].Met, "no target for the lag")
+	require.Zero(t, byKey[lagKey].Ratio, "latencies are not rates")
+
+	// A slow rebuild within memory misses the target too.
+	res.Payesh.Points[0].Seconds = 30
+	for _, l := range res.Lines(sizes) {
+		if l.Row.Key == small {
+			require.False(t, *l.Met)
+		}
+	}
+
+	var buf bytes.Buffer
+	require.NoError(t, WriteMarkdown(&buf, Report{Command: "payesh bench", Sizes: sizes, Results: []Result{res}}))
+	md := buf.String()
+	for _, want := range []string{
+		"## Projection rebuild", "4.2 ms median, 31 ms p99", "0.8 ms median, 2.0 ms p99",
+		"| seeded history of 1M facilities: every read model | 146,000/s | — |",
+		"146,000/s, 600 MiB RSS", "600 / —",
+	} {
+		require.Contains(t, md, want)
+	}
 }

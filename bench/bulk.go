@@ -249,17 +249,30 @@ type bulkSource struct {
 var bulkPseudonymKey = []byte("payesh bench: pseudonym key of the seeded history")
 
 func newBulkSource(s Sizes) (*bulkSource, error) {
+	return newSeededSource(s.BulkFacilities, s.BulkPiece, bulkSeed)
+}
+
+// newSeededSource returns the history payesh seed generates for the given
+// number of facilities and seed, piece facilities at a time.
+func newSeededSource(facilities, piece int, seedValue uint64) (*bulkSource, error) {
 	g, err := seed.NewGenerator(seed.Config{
-		Facilities:   s.BulkFacilities,
-		Seed:         bulkSeed,
+		Facilities:   facilities,
+		Seed:         seedValue,
 		Now:          time.Now(),
-		Chunk:        s.BulkPiece,
+		Chunk:        piece,
 		PseudonymKey: bulkPseudonymKey,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &bulkSource{g: g, vault: applicant.NewMemoryVault()}, nil
+}
+
+// skip generates the next piece and drops it, as for a piece already
+// written: later pieces depend on it (the quota ledgers carry over).
+func (b *bulkSource) skip() error {
+	_, err := b.g.Next()
+	return err
 }
 
 // next returns the next piece's appends, or nil when the history is done.

@@ -26,6 +26,7 @@ const (
 	sectionBulk      = "Bulk import"
 	sectionSubscribe = "Subscription delivery"
 	sectionVerify    = "Verify"
+	sectionRebuild   = "Projection rebuild"
 )
 
 var sectionNotes = map[string]string{
@@ -33,6 +34,7 @@ var sectionNotes = map[string]string{
 	sectionBulk:      "bulk.md",
 	sectionSubscribe: "subscribe.md",
 	sectionVerify:    "verify.md",
+	sectionRebuild:   "rebuild.md",
 }
 
 var rowHeadings = map[string]string{
@@ -40,6 +42,7 @@ var rowHeadings = map[string]string{
 	sectionBulk:      "import",
 	sectionSubscribe: "log, delivered",
 	sectionVerify:    "log",
+	sectionRebuild:   "log",
 }
 
 //go:embed notes/*.md
@@ -166,8 +169,12 @@ func WriteMarkdown(w io.Writer, rep Report) error {
 					ref = rateCell(&fp) + " (Payesh, " + labelOf(res, rep.Sizes, l.Row.Target.FlatWith) + ")"
 				}
 			}
+			payesh := rateCell(l.Payesh)
+			if l.Row.Target.MaxRSS > 0 && l.Payesh != nil {
+				payesh += ", " + MiB(l.Payesh.PeakRSS) + " RSS"
+			}
 			p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", res.Scenario.Section, res.Scenario.Backend, l.Row.Label,
-				l.Target, rateCell(l.Payesh), ref, ratioCell(l.Ratio), metCell(l.Met))
+				l.Target, payesh, ref, ratioCell(l.Ratio), metCell(l.Met))
 		}
 	}
 	p("\n")
@@ -358,6 +365,9 @@ func sideCell(p *Point, err string) string {
 func rateCell(p *Point) string {
 	if p == nil {
 		return "—"
+	}
+	if p.Latency != nil {
+		return p.Latency.String()
 	}
 	s := Rate(p.Rate())
 	if p.Capped {

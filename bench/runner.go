@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -187,25 +188,29 @@ func (r Result) Lines(s Sizes) []Line {
 		if p, ok := r.Baseline.Point(row.Key); ok {
 			l.Baseline = &p
 		}
-		if l.Payesh != nil && l.Baseline != nil && l.Baseline.Rate() > 0 {
+		if l.Payesh != nil && l.Baseline != nil && l.Baseline.Rate() > 0 && l.Payesh.Latency == nil && l.Baseline.Latency == nil {
 			l.Ratio = l.Payesh.Rate() / l.Baseline.Rate()
 		}
 		t := row.Target
 		if !t.IsZero() {
 			l.Target = t.String(labels[t.FlatWith])
-			var met bool
-			judged := false
+			// Each part of the target that can be judged must be met.
+			var verdicts []bool
 			switch {
 			case t.Ratio > 0 && l.Ratio > 0:
-				met, judged = l.Ratio >= t.Ratio, true
+				verdicts = append(verdicts, l.Ratio >= t.Ratio)
 			case t.Rate > 0 && l.Payesh != nil:
-				met, judged = l.Payesh.Rate() >= t.Rate, true
+				verdicts = append(verdicts, l.Payesh.Rate() >= t.Rate)
 			case t.FlatWith != "" && l.Payesh != nil:
 				if ref, ok := r.Payesh.Point(t.FlatWith); ok && ref.Rate() > 0 {
-					met, judged = l.Payesh.Rate() >= (1-t.Within)*ref.Rate(), true
+					verdicts = append(verdicts, l.Payesh.Rate() >= (1-t.Within)*ref.Rate())
 				}
 			}
-			if judged {
+			if t.MaxRSS > 0 && l.Payesh != nil && l.Payesh.PeakRSS > 0 {
+				verdicts = append(verdicts, l.Payesh.PeakRSS < t.MaxRSS)
+			}
+			if len(verdicts) > 0 {
+				met := !slices.Contains(verdicts, false)
 				l.Met = &met
 			}
 		}

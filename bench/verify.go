@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -83,17 +84,44 @@ func verifyBaseline(ctx context.Context, env *Env, b backend) ([]Point, error) {
 		return nil, err
 	}
 	st.Close()
+	path, _ := env.seededSQLitePath()
+	raw, err := openRawReader(ctx, env, b, env.SchemaName("log"), path)
+	if err != nil {
+		return nil, err
+	}
+	defer raw.close()
+	m := startPoint()
+	total, err := raw.readThrough(ctx, math.MaxInt64)
+	if err != nil {
+		return nil, err
+	}
+	p := m.point(verifyKey, total)
+	env.logf("raw paged read: %d events, %s", total, Rate(p.Rate()))
+	return []Point{p}, nil
+}
+
+// rawReader reads a log's rows the way a baseline does: the store's paged
+// query by position (readPage rows a page), every column decoded into the
+// Go types the store uses, nothing hashed, checked or decoded further.
+type rawReader struct {
+	// page reads the rows after `after` up to upto and returns how many
+	// it read and the last one's position.
+	page  func(ctx context.Context, after, upto uint64) (int, uint64, error)
+	close func()
+}
+
+// openRawReader opens a raw reader on a log: PostgreSQL schema schema, or
+// the SQLite file at path.
+func openRawReader(ctx context.Context, env *Env, b backend, schema, path string) (*rawReader, error) {
 	cols := strings.Join(columns, ", ")
-	var read func(after uint64) (int, uint64, error)
 	if b == backendPostgres {
-		pool, err := env.pool(ctx, env.SchemaName("log"), 1)
+		pool, err := env.pool(ctx, schema, 1)
 		if err != nil {
 			return nil, err
 		}
-		defer pool.Close()
-		q := `SELECT ` + cols + ` FROM events WHERE position > $1 ORDER BY position LIMIT $2`
-		read = func(after uint64) (int, uint64, error) {
-			rows, err := pool.Query(ctx, q, int64(after), readPage)
+		q := `SELECT ` + cols + ` FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3`
+		return &rawReader{close: pool.Close, page: func(ctx context.Context, after, upto uint64) (int, uint64, error) {
+			rows, err := pool.Query(ctx, q, int64(after), int64(min(upto, math.MaxInt64)), readPage)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -115,56 +143,54 @@ func verifyBaseline(ctx context.Context, env *Env, b backend) ([]Point, error) {
 				n++
 			}
 			return n, after, rows.Err()
-		}
-	} else {
-		path, _ := env.seededSQLitePath()
-		u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: "_pragma=query_only(1)"}
-		db, err := sql.Open("sqlite", u.String())
+		}}, nil
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: "_pragma=query_only(1)"}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return nil, err
+	}
+	q := `SELECT ` + cols + ` FROM events WHERE position > ? AND position <= ? ORDER BY position LIMIT ?`
+	return &rawReader{close: func() { _ = db.Close() }, page: func(ctx context.Context, after, upto uint64) (int, uint64, error) {
+		rows, err := db.QueryContext(ctx, q, int64(after), int64(min(upto, math.MaxInt64)), readPage)
 		if err != nil {
-			return nil, err
+			return 0, 0, err
 		}
-		defer db.Close()
-		q := `SELECT ` + cols + ` FROM events WHERE position > ? ORDER BY position LIMIT ?`
-		read = func(after uint64) (int, uint64, error) {
-			rows, err := db.QueryContext(ctx, q, int64(after), readPage)
-			if err != nil {
+		defer rows.Close()
+		n := 0
+		for rows.Next() {
+			var (
+				e                      eventstore.Event
+				pos, ver, occurred, rc int64
+				prev, hash             []byte
+			)
+			if err := rows.Scan(&pos, &e.Stream, &ver, &e.ID, &e.Type, &e.Data, &occurred, &rc,
+				&e.BackdateReason, &e.Actor.ID, &e.Actor.Role, &e.Actor.Org,
+				&e.IdempotencyKey, &e.CorrelationID, &e.CausationID, &prev, &hash); err != nil {
 				return 0, 0, err
 			}
-			defer rows.Close()
-			n := 0
-			for rows.Next() {
-				var (
-					e                      eventstore.Event
-					pos, ver, occurred, rc int64
-					prev, hash             []byte
-				)
-				if err := rows.Scan(&pos, &e.Stream, &ver, &e.ID, &e.Type, &e.Data, &occurred, &rc,
-					&e.BackdateReason, &e.Actor.ID, &e.Actor.Role, &e.Actor.Org,
-					&e.IdempotencyKey, &e.CorrelationID, &e.CausationID, &prev, &hash); err != nil {
-					return 0, 0, err
-				}
-				e.OccurredAt, e.RecordedAt = time.UnixMicro(occurred).UTC(), time.UnixMicro(rc).UTC()
-				after = uint64(pos)
-				n++
-			}
-			return n, after, rows.Err()
+			e.OccurredAt, e.RecordedAt = time.UnixMicro(occurred).UTC(), time.UnixMicro(rc).UTC()
+			after = uint64(pos)
+			n++
 		}
-	}
-	m := startPoint()
+		return n, after, rows.Err()
+	}}, nil
+}
+
+// readThrough reads every row from position 1 up to upto and returns how
+// many it read.
+func (r *rawReader) readThrough(ctx context.Context, upto uint64) (int64, error) {
 	var total int64
 	var after uint64
 	for {
-		n, next, err := read(after)
+		n, next, err := r.page(ctx, after, upto)
 		if err != nil {
-			return nil, fmt.Errorf("bench: raw read after %d: %w", after, err)
+			return total, fmt.Errorf("bench: raw read after %d: %w", after, err)
 		}
 		if n == 0 {
-			break
+			return total, nil
 		}
 		total += int64(n)
 		after = next
 	}
-	p := m.point(verifyKey, total)
-	env.logf("raw paged read: %d events, %s", total, Rate(p.Rate()))
-	return []Point{p}, nil
 }

@@ -204,6 +204,55 @@ type Head struct {
 	Hash     Hash
 }
 
+// Page is a stretch of the global log as ReadPage returns it.
+type Page struct {
+	// Events are the events with a position in (after, Through] that
+	// match the filter, every one of them, in global order.
+	Events []Event
+	// Through is how far the read looked: at least the after it was
+	// given, and at most Head unless after was beyond it.
+	Through uint64
+	// Head is the newest position in the snapshot the page was read from.
+	Head uint64
+}
+
+// DefaultScanWindow is the SQL backends' ReadPage window: the most
+// positions a page looks through (limit, when that is larger). A window is
+// a range of the position index checked row by row against the filter,
+// 1-3 ms on PostgreSQL, so a sparse filter costs a call per 10,000 events
+// of log while a dense one fills its limit well before the window ends.
+const DefaultScanWindow = 10_000
+
+// PageReader is what ReadAllPaged needs.
+type PageReader interface {
+	ReadPage(ctx context.Context, after uint64, limit int, filter Filter) (Page, error)
+}
+
+// ReadAllPaged implements ReadAll on top of ReadPage, for backends: it
+// reads page after page, each from where the last one stopped, until it
+// has limit events or has caught up with the head. Every page is bounded,
+// so no single statement scans far, and the pages together cover the log
+// without a gap: the log is append-only and positions are gap-free, so
+// what one page saw up to its Through any later snapshot shows the same.
+func ReadAllPaged(ctx context.Context, r PageReader, after uint64, limit int, filter Filter) ([]Event, error) {
+	out := []Event{}
+	for len(out) < limit {
+		p, err := r.ReadPage(ctx, after, limit-len(out), filter)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Events...)
+		if p.Through >= p.Head {
+			break
+		}
+		if p.Through <= after {
+			return nil, fmt.Errorf("eventstore: a page after position %d did not advance (through %d, head %d)", after, p.Through, p.Head)
+		}
+		after = p.Through
+	}
+	return out, nil
+}
+
 // Handler receives batches of events from a subscription, in global order.
 // A batch is never empty. Returning an error ends the subscription with that
 // error. The slice is only valid until Handler returns.
@@ -244,8 +293,28 @@ type Store interface {
 
 	// ReadAll returns up to limit events with position > after that match
 	// filter, in global order. Filtered-out events are skipped without
-	// counting against limit.
+	// counting against limit, so with a filter that matches sparsely a call
+	// looks through as much of the log as it takes to find limit events,
+	// up to the head; readers that page through the log with a filter
+	// should use ReadPage, whose cost is bounded.
 	ReadAll(ctx context.Context, after uint64, limit int, filter Filter) ([]Event, error)
+
+	// ReadPage reads the log after position after like ReadAll, but does
+	// a bounded amount of work and says how far it got: it returns every
+	// event matching filter up to a position of its choosing, Page.Through,
+	// and stops at limit events, at the head, or where its bound falls,
+	// after a window of positions (at least limit) unless an index finds
+	// the filter's few events directly. A page may therefore be empty and
+	// yet advanced (Through > after) when nothing in the window matched.
+	// So a page costs about a window of the log whatever the log's length
+	// and the filter's selectivity, and a reader that goes on from Through
+	// never looks at a position twice.
+	//
+	// Page.Head is the head of the same snapshot of the log. Through <
+	// Head means more of the log is already there to read; Through >= Head
+	// means the reader has caught up. Through > after whenever Head >
+	// after. A page that holds limit events ends at the last of them.
+	ReadPage(ctx context.Context, after uint64, limit int, filter Filter) (Page, error)
 
 	// Subscribe delivers every event with position > after that matches
 	// filter, in global order, exactly once: first those already stored

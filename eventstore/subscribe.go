@@ -35,7 +35,7 @@ func (s *Signal) Broadcast() {
 // PollReader is what the generic subscription loop needs from a backend.
 type PollReader interface {
 	Reader
-	Head(ctx context.Context) (Head, error)
+	PageReader
 }
 
 // SubscribeConfig tunes PollSubscribe.
@@ -56,6 +56,12 @@ type SubscribeConfig struct {
 // it: a reader can then never see position N+1 without N. It reads in
 // batches until it has caught up, then waits for a wake-up or the poll
 // interval.
+//
+// A filtered subscription reads with ReadPage and goes on from each page's
+// Through, so a stretch of the log that holds nothing it wants is looked
+// through once, in bounded steps, during catch-up and live alike. Through
+// and Head come from the snapshot the page was read from, so an older
+// snapshot (a lagging read connection) can only make it wait, never skip.
 func PollSubscribe(ctx context.Context, r PollReader, after uint64, filter Filter, handler Handler, cfg SubscribeConfig) error {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 1000
@@ -71,33 +77,40 @@ func PollSubscribe(ctx context.Context, r PollReader, after uint64, filter Filte
 		if cfg.Wake != nil {
 			wake = cfg.Wake.C()
 		}
-		// For a filtered subscription the head read before the scan tells
-		// how far the scan is known to have looked, so unmatched stretches
-		// of the log are not rescanned on every wake-up.
-		var head Head
+		// next is where the following read starts; more says the snapshot
+		// just read already holds events past it.
+		var (
+			batch []Event
+			next  uint64
+			more  bool
+		)
 		if filtered {
-			h, err := r.Head(ctx)
+			page, err := r.ReadPage(ctx, after, cfg.BatchSize, filter)
 			if err != nil {
 				return err
 			}
-			head = h
-		}
-		batch, err := r.ReadAll(ctx, after, cfg.BatchSize, filter)
-		if err != nil {
-			return err
+			batch, next, more = page.Events, max(after, page.Through), page.Through < page.Head
+		} else {
+			b, err := r.ReadAll(ctx, after, cfg.BatchSize, filter)
+			if err != nil {
+				return err
+			}
+			batch, next, more = b, after, len(b) > 0
+			if len(b) > 0 {
+				next = b[len(b)-1].Position
+			}
 		}
 		if len(batch) > 0 {
 			if err := handler(ctx, batch); err != nil {
 				return err
 			}
-			after = batch[len(batch)-1].Position
+		}
+		after = next
+		if more {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			continue
-		}
-		if filtered && head.Position > after {
-			after = head.Position
 		}
 		if !timer.Stop() {
 			select {

@@ -74,7 +74,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *peerCap > 0 {
 		sizes.PeerCap = *peerCap
 	}
-	env := bench.Env{Sizes: sizes, PG: *pg, Work: *work, RunID: *runID, Log: stderr}
+	// Every process of the run (this one and each side's child) rebuilds
+	// and runs the read models payesh and payeshd run.
+	env := bench.Env{Sizes: sizes, PG: *pg, Work: *work, RunID: *runID, Log: stderr, Projectors: readModels()}
 
 	if *side != "" {
 		if env.Work == "" || env.RunID == "" {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/payesh/payesh/eventstore"
 )
@@ -60,3 +61,76 @@ func BenchAppend(b *testing.B, st eventstore.Store, writers int) {
 // Payload returns a copy of the benchmark payload, for baselines that must
 // write the same bytes.
 func Payload() []byte { return append([]byte(nil), payload...) }
+
+// CatchUpFilters are the filters BenchFilteredCatchUp is run with, named
+// by the share of the log they select, against the synthetic log every
+// backend's benchmark writes (straight into its events table, which is
+// faster than appending and good enough for reads): event n (from 1) is in
+// stream "reference" when n%100000 == 0, else, by n%100, below 60 in
+// "facility-f-<n/8>", below 80 in "applicant-<n/3>", below 99 in
+// "quota-1403-<n%5>" and otherwise in "quota-1401-home-business"; its type
+// is "quota.allocated.v1" when n%1000 == 999. So: a dense prefix (60% of
+// the events), a sparse one (1%), a rare one (1 event in 100,000) and a
+// rare type (0.1%).
+var CatchUpFilters = []struct {
+	Name   string
+	Filter eventstore.Filter
+}{
+	{"prefix=60%", eventstore.Filter{StreamPrefixes: []string{"facility-"}}},
+	{"prefix=1%", eventstore.Filter{StreamPrefixes: []string{"quota-1401-"}}},
+	{"prefix=0.001%", eventstore.Filter{StreamPrefixes: []string{"reference"}}},
+	{"type=0.1%", eventstore.Filter{Types: []string{"quota.allocated.v1"}}},
+}
+
+// BenchFilteredCatchUp reads every event filter selects from position 0,
+// as a subscription catching up does, in pages of 1,000: with ReadPage,
+// going on from each page's Through until it reaches the head, or, with
+// pages false, with ReadAll until a page comes back empty (the way a reader
+// without ReadPage must). It reports the log's events per second (matched or
+// not: the rate at which the reader gets through the log), the calls made
+// and the slowest of them.
+func BenchFilteredCatchUp(b *testing.B, st eventstore.Store, filter eventstore.Filter, pages bool) {
+	b.Helper()
+	ctx := context.Background()
+	head, err := st.Head(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var calls, matched int
+	var slowest time.Duration
+	b.ResetTimer()
+	for range b.N {
+		var after uint64
+		for {
+			start := time.Now()
+			var evs []eventstore.Event
+			done := false
+			if pages {
+				p, err := st.ReadPage(ctx, after, 1000, filter)
+				if err != nil {
+					b.Fatal(err)
+				}
+				evs, after, done = p.Events, p.Through, p.Through >= p.Head
+			} else {
+				evs, err = st.ReadAll(ctx, after, 1000, filter)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if done = len(evs) == 0; !done {
+					after = evs[len(evs)-1].Position
+				}
+			}
+			slowest = max(slowest, time.Since(start))
+			calls++
+			matched += len(evs)
+			if done {
+				break
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(head.Position)*float64(b.N)/b.Elapsed().Seconds(), "log-events/s")
+	b.ReportMetric(float64(matched)/float64(b.N), "matched")
+	b.ReportMetric(float64(calls)/float64(b.N), "calls")
+	b.ReportMetric(float64(slowest.Microseconds())/1000, "slowest-ms")
+}

@@ -383,6 +383,93 @@ func (s *suite) readAll(t *testing.T) {
 	require.Empty(t, none)
 }
 
+func (s *suite) readPage(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxFor(t)
+
+	page, err := st.ReadPage(ctx, 0, 10, eventstore.Filter{})
+	require.NoError(t, err)
+	require.Empty(t, page.Events)
+	require.Zero(t, page.Through, "an empty log")
+	require.Zero(t, page.Head)
+
+	// 40 events, most of them noise; the facility events are at 7, 23, 24
+	// and 38, and 24 alone has the type facility.x.v1.
+	for i := 1; i <= 40; i++ {
+		stream, typ := fmt.Sprintf("noise-%d", i%3), "noise.v1"
+		switch i {
+		case 7, 23, 38:
+			stream = fmt.Sprintf("facility-%d", i)
+		case 24:
+			stream, typ = "facility-23", "facility.x.v1"
+		}
+		mustAppend(t, st, stream, eventstore.Any, Events(1, typ))
+	}
+	filters := []eventstore.Filter{
+		{},
+		{StreamPrefixes: []string{"facility-"}},
+		{Types: []string{"facility.x.v1"}},
+		{StreamPrefixes: []string{"facility-"}, Types: []string{"facility.x.v1", "noise.v1"}},
+		{StreamPrefixes: []string{"nothing-"}},
+		{StreamPrefixes: []string{"facility-2", "nothing-"}}, // rare: 23 and 24
+	}
+	for _, f := range filters {
+		want, err := st.ReadAll(ctx, 0, 1000, f)
+		require.NoError(t, err)
+		for _, limit := range []int{1, 2, 100} {
+			// Page through the log from 0 as a subscriber does: the pages
+			// together are exactly what ReadAll returns, each bounded.
+			var got []eventstore.Event
+			var after uint64
+			for pages := 0; ; pages++ {
+				require.Less(t, pages, 100, "%+v limit %d: paging does not end", f, limit)
+				page, err := st.ReadPage(ctx, after, limit, f)
+				require.NoError(t, err)
+				require.Equal(t, uint64(40), page.Head)
+				require.Greater(t, page.Through, after, "a page before the head advances")
+				require.LessOrEqual(t, page.Through, page.Head)
+				require.LessOrEqual(t, len(page.Events), limit)
+				prev := after
+				for _, e := range page.Events {
+					require.Greater(t, e.Position, prev, "in global order, within (after, through]")
+					require.LessOrEqual(t, e.Position, page.Through)
+					require.True(t, f.Matches(&e))
+					prev = e.Position
+				}
+				if len(page.Events) == limit {
+					require.Equal(t, page.Events[limit-1].Position, page.Through, "a full page ends at its last event")
+				} else if w := s.features.ScanWindow; w > 0 && page.Through < page.Head {
+					require.Equal(t, after+uint64(max(limit, w)), page.Through, "a short page before the head stops at the window")
+				}
+				got = append(got, page.Events...)
+				after = page.Through
+				if page.Through >= page.Head {
+					break
+				}
+			}
+			require.Equal(t, positions(want), positions(got), "%+v limit %d", f, limit)
+			for i := range want {
+				require.Equal(t, want[i], got[i])
+			}
+		}
+	}
+
+	// A filter that matches nothing in the window gives an empty page that
+	// has advanced.
+	if w := s.features.ScanWindow; w > 0 && w < 6 {
+		page, err := st.ReadPage(ctx, 0, 1, eventstore.Filter{StreamPrefixes: []string{"facility-"}})
+		require.NoError(t, err)
+		require.Empty(t, page.Events)
+		require.Equal(t, uint64(w), page.Through)
+	}
+
+	page, err = st.ReadPage(ctx, 50, 10, eventstore.Filter{})
+	require.NoError(t, err)
+	require.Empty(t, page.Events)
+	require.Equal(t, uint64(50), page.Through, "after beyond the head: nothing read, nothing skipped")
+	require.Equal(t, uint64(40), page.Head)
+}
+
 // appendRetrying appends one event to stream with optimistic concurrency,
 // re-reading the version after each conflict, as the command handler does.
 func appendRetrying(ctx context.Context, st eventstore.Store, stream string) error {
@@ -559,6 +646,54 @@ func (s *suite) subscribeUnderConcurrentWriters(t *testing.T) {
 	require.Equal(t, all, got, "live delivery equals the stored log")
 }
 
+// subscribeFilterUnderConcurrentWriters: filtered subscriptions, which move
+// on by ReadPage's Through even when a page holds nothing, see every event
+// they select exactly once while many writers append.
+func (s *suite) subscribeFilterUnderConcurrentWriters(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxFor(t)
+	filters := []eventstore.Filter{
+		{StreamPrefixes: []string{"c-1-", "c-5-"}},
+		{Types: []string{"t.odd.v1"}},
+		{StreamPrefixes: []string{"c-3-0"}, Types: []string{"t.odd.v1"}},
+	}
+	collectors := make([]*collector, len(filters))
+	stops := make([]func() error, len(filters))
+	for i, f := range filters {
+		collectors[i] = &collector{}
+		stops[i] = subscribe(t, st, 0, f, collectors[i])
+	}
+
+	const writers, each = 8, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				typ := "t.v1"
+				if (w+i)%7 == 0 {
+					typ = "t.odd.v1"
+				}
+				if _, err := st.Append(ctx, fmt.Sprintf("c-%d-%d", w, i%4), eventstore.Any, Events(1+(w+i)%3, typ)); err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, f := range filters {
+		want, err := st.ReadAll(ctx, 0, 10_000, f)
+		require.NoError(t, err)
+		require.NotEmpty(t, want, "%+v selects something", f)
+		collectors[i].waitFor(t, int64(len(want)))
+		time.Sleep(50 * time.Millisecond) // a misbehaving subscriber may deliver more
+		require.ErrorIs(t, stops[i](), context.Canceled)
+		require.Equal(t, positions(want), positions(collectors[i].snapshot()), "%+v: every selected event exactly once, in order", f)
+	}
+}
+
 func (s *suite) subscribeFilter(t *testing.T) {
 	st := s.open(t)
 	var c collector
@@ -588,6 +723,8 @@ func (s *suite) cancellation(t *testing.T) {
 	_, err := st.Append(ctx, "c", eventstore.Any, Events(1, "t.v1"))
 	require.ErrorIs(t, err, context.Canceled)
 	_, err = st.ReadAll(ctx, 0, 10, eventstore.Filter{})
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = st.ReadPage(ctx, 0, 10, eventstore.Filter{StreamPrefixes: []string{"c"}})
 	require.ErrorIs(t, err, context.Canceled)
 
 	// A subscription waiting for live events ends promptly when cancelled.
@@ -684,6 +821,8 @@ func (s *suite) closed(t *testing.T) {
 	st := s.open(t)
 	require.NoError(t, st.Close())
 	_, err := st.Append(context.Background(), "x", eventstore.Any, Events(1, "t.v1"))
+	require.ErrorIs(t, err, eventstore.ErrClosed)
+	_, err = st.ReadPage(context.Background(), 0, 10, eventstore.Filter{})
 	require.ErrorIs(t, err, eventstore.ErrClosed)
 }
 

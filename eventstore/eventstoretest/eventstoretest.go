@@ -43,6 +43,13 @@ type Features struct {
 	// NoGuards: the engine cannot refuse UPDATE/DELETE on stored events
 	// (the tamper tests then start from tampering directly).
 	NoGuards bool
+	// ScanWindow is the backend's ReadPage window: a page that is neither
+	// full nor at the head spans exactly max(limit, ScanWindow) positions.
+	// Factories set it low (a few events) so that pages end early and
+	// filtered reads and subscriptions go through many of them, empty ones
+	// among them; the suite then checks where pages stop. 0 leaves that
+	// unchecked.
+	ScanWindow int
 }
 
 // Factory opens a fresh, empty store for one test; it registers its own
@@ -67,11 +74,13 @@ func Run(t *testing.T, factory Factory, features Features) {
 		{"UnusualButValid", s.unusualButValid},
 		{"ReadStream", s.readStream},
 		{"ReadAllAndFilters", s.readAll},
+		{"ReadPage", s.readPage},
 		{"ConcurrentAppendsSameStream", s.concurrentSameStream},
 		{"ConcurrentAppendsManyStreams", s.concurrentManyStreams},
 		{"SubscribeCatchUpThenLive", s.subscribeCatchUpThenLive},
 		{"SubscribeUnderConcurrentWriters", s.subscribeUnderConcurrentWriters},
 		{"SubscribeFilter", s.subscribeFilter},
+		{"SubscribeFilterUnderConcurrentWriters", s.subscribeFilterUnderConcurrentWriters},
 		{"SubscribeHandlerError", s.subscribeHandlerError},
 		{"Cancellation", s.cancellation},
 		{"VerifyCleanLog", s.verifyClean},

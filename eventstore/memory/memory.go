@@ -21,6 +21,9 @@ type Store struct {
 	byID     map[string]int
 	byStream map[string][]int
 	head     eventstore.Head
+	// scanWindow bounds the positions one ReadPage looks through, as the
+	// SQL backends do (eventstore.DefaultScanWindow); tests lower it.
+	scanWindow int
 
 	wake      *eventstore.Signal
 	committer *eventstore.GroupCommitter
@@ -33,10 +36,11 @@ var _ eventstore.Store = (*Store)(nil)
 // New returns an empty, running store.
 func New() *Store {
 	s := &Store{
-		byID:     map[string]int{},
-		byStream: map[string][]int{},
-		wake:     eventstore.NewSignal(),
-		closed:   make(chan struct{}),
+		byID:       map[string]int{},
+		byStream:   map[string][]int{},
+		scanWindow: eventstore.DefaultScanWindow,
+		wake:       eventstore.NewSignal(),
+		closed:     make(chan struct{}),
 	}
 	s.committer = eventstore.NewGroupCommitter(backend{s}, eventstore.GroupCommitConfig{
 		Committed: func(eventstore.Head) { s.wake.Broadcast() },
@@ -107,6 +111,32 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int, filter eve
 		}
 	}
 	return out, nil
+}
+
+// ReadPage implements eventstore.Store.
+func (s *Store) ReadPage(ctx context.Context, after uint64, limit int, filter eventstore.Filter) (eventstore.Page, error) {
+	if err := s.check(ctx); err != nil {
+		return eventstore.Page{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	head := uint64(len(s.events))
+	page := eventstore.Page{Through: after, Head: head}
+	if limit <= 0 || after >= head {
+		return page, nil
+	}
+	end := min(head, after+uint64(max(limit, s.scanWindow)))
+	for i := after; i < end; i++ {
+		e := &s.events[i]
+		page.Through = e.Position
+		if filter.Matches(e) {
+			page.Events = append(page.Events, *e)
+			if len(page.Events) == limit {
+				break
+			}
+		}
+	}
+	return page, nil
 }
 
 // Subscribe implements eventstore.Store.

@@ -109,3 +109,72 @@ VALUES ($1, 1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $9)`
 		})
 	}
 }
+
+// BenchmarkFilteredCatchUp reads a synthetic log through filters of every
+// selectivity (eventstoretest.CatchUpFilters), from position 0 to the end,
+// at two log sizes, on freshly analysed statistics and on none at all (a
+// log just bulk-loaded, before autovacuum has analysed it). What it shows
+// is how the time to get through the log grows with the log.
+//
+//	go test -run '^$' -bench FilteredCatchUp -benchtime 1x ./eventstore/postgres/
+func BenchmarkFilteredCatchUp(b *testing.B) {
+	for _, size := range []int{100_000, 400_000} {
+		for _, analyze := range []bool{true, false} {
+			stats := "stats=none"
+			if analyze {
+				stats = "stats=analyzed"
+			}
+			b.Run(fmt.Sprintf("log=%d/%s", size, stats), func(b *testing.B) {
+				url, schema := pgtest.Schema(b)
+				st := openTest(b, url, schema, nil)
+				fillSynthetic(b, st, size, analyze)
+				for _, f := range eventstoretest.CatchUpFilters {
+					for _, pages := range []bool{false, true} {
+						api := "ReadAll"
+						if pages {
+							api = "ReadPage"
+						}
+						b.Run(f.Name+"/"+api, func(b *testing.B) { eventstoretest.BenchFilteredCatchUp(b, st, f.Filter, pages) })
+					}
+				}
+			})
+		}
+	}
+}
+
+// fillSynthetic writes the log eventstoretest.CatchUpFilters describes
+// straight into the events table and moves the head to its end. Without
+// analyze, autovacuum is switched off for the table so the planner has no
+// statistics.
+func fillSynthetic(b *testing.B, st *Store, size int, analyze bool) {
+	b.Helper()
+	ctx := context.Background()
+	if !analyze {
+		_, err := st.Pool().Exec(ctx, `ALTER TABLE `+st.n.events+` SET (autovacuum_enabled = off)`)
+		require.NoError(b, err)
+	}
+	_, err := st.Pool().Exec(ctx, `
+INSERT INTO `+st.n.events+` (position, stream, version, id, type, data, occurred_at, recorded_at, prev_hash, hash)
+SELECT n,
+	CASE WHEN n % 100000 = 0 THEN 'reference'
+	     WHEN n % 100 < 60 THEN 'facility-f-' || (n / 8)
+	     WHEN n % 100 < 80 THEN 'applicant-' || (n / 3)
+	     WHEN n % 100 < 99 THEN 'quota-1403-' || (n % 5)
+	     ELSE 'quota-1401-home-business' END,
+	n, 'id-' || n,
+	CASE WHEN n % 100000 = 0 THEN 'reference.changed.v1'
+	     WHEN n % 100 < 60 THEN 'facility.registered.v1'
+	     WHEN n % 100 < 80 THEN 'applicant.claimed.v1'
+	     WHEN n % 1000 = 999 THEN 'quota.allocated.v1'
+	     ELSE 'quota.charged.v1' END,
+	convert_to(repeat('x', 150), 'UTF8'), now(), now(),
+	decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex')
+FROM generate_series(1, $1::bigint) n`, size)
+	require.NoError(b, err)
+	_, err = st.Pool().Exec(ctx, `UPDATE `+st.n.head+` SET position = $1`, size)
+	require.NoError(b, err)
+	if analyze {
+		_, err = st.Pool().Exec(ctx, `VACUUM (ANALYZE) `+st.n.events)
+		require.NoError(b, err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/payesh/payesh/eventstore"
 )
 
 // Config configures Open.
@@ -34,6 +36,10 @@ type Config struct {
 	// COPY instead of one INSERT (default defaultCopyThreshold); tests
 	// lower it to exercise the COPY path.
 	copyThreshold int
+	// scanWindow is how many positions one ReadPage looks through at most,
+	// unless its limit is larger (default eventstore.DefaultScanWindow);
+	// tests lower it to make pages end early.
+	scanWindow int
 }
 
 func (c *Config) setDefaults() {
@@ -51,6 +57,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.copyThreshold == 0 {
 		c.copyThreshold = defaultCopyThreshold
+	}
+	if c.scanWindow == 0 {
+		c.scanWindow = eventstore.DefaultScanWindow
 	}
 }
 

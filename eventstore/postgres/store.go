@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/eventstore/internal/prefixset"
 )
 
 // Store is the PostgreSQL event store. It is safe for concurrent use by many
@@ -25,6 +26,8 @@ type Store struct {
 	gc    *eventstore.GroupCommitter
 	wake  *eventstore.Signal
 	close sync.Once
+	// common remembers the prefix sets ReadPage reads by window.
+	common prefixset.Common
 
 	closed atomic.Bool
 
@@ -164,7 +167,8 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error
 
 // ReadAll implements eventstore.Store. Positions are assigned under the
 // chain-head lock, so what it returns is always a gap-free prefix of the log
-// (filtering aside): see the package documentation.
+// (filtering aside): see the package documentation. A filtered read goes
+// page by page (ReadPage), so no statement scans further than a window.
 func (s *Store) ReadAll(ctx context.Context, after uint64, limit int, filter eventstore.Filter) ([]eventstore.Event, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
@@ -172,17 +176,10 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int, filter eve
 	if limit <= 0 {
 		return []eventstore.Event{}, nil
 	}
-	var (
-		rows pgx.Rows
-		err  error
-	)
-	if len(filter.StreamPrefixes) == 0 && len(filter.Types) == 0 {
-		rows, err = s.pool.Query(ctx, s.sql.readAll, clamp(after), limit)
-	} else {
-		sql, args := s.sql.filteredReadAll(filter)
-		args = append([]any{pgx.QueryExecModeCacheDescribe, clamp(after), limit}, args...)
-		rows, err = s.pool.Query(ctx, sql, args...)
+	if len(filter.StreamPrefixes) > 0 || len(filter.Types) > 0 {
+		return eventstore.ReadAllPaged(ctx, s, after, limit, filter)
 	}
+	rows, err := s.pool.Query(ctx, s.sql.readAll, clamp(after), limit)
 	if err != nil {
 		return nil, s.fail(err)
 	}
@@ -267,27 +264,37 @@ func scanEvents(rows pgx.Rows, capHint int) ([]eventstore.Event, error) {
 	defer rows.Close()
 	out := make([]eventstore.Event, 0, min(capHint, 1024))
 	for rows.Next() {
-		var (
-			e                  eventstore.Event
-			pos, ver           int64
-			prevHash, hash     []byte
-			occurred, recorded time.Time
-		)
-		err := rows.Scan(&pos, &e.Stream, &ver, &e.ID, &e.Type, &e.Data, &occurred, &recorded,
-			&e.BackdateReason, &e.Actor.ID, &e.Actor.Role, &e.Actor.Org,
-			&e.IdempotencyKey, &e.CorrelationID, &e.CausationID, &prevHash, &hash)
+		e, err := scanEvent(rows)
 		if err != nil {
 			return nil, err
-		}
-		e.Position, e.Version = uint64(pos), uint64(ver)
-		e.OccurredAt, e.RecordedAt = occurred.UTC(), recorded.UTC()
-		if e.PrevHash, err = eventstore.HashFromBytes(prevHash); err != nil {
-			return nil, fmt.Errorf("postgres: event at position %d: prev_hash: %w", pos, err)
-		}
-		if e.Hash, err = eventstore.HashFromBytes(hash); err != nil {
-			return nil, fmt.Errorf("postgres: event at position %d: hash: %w", pos, err)
 		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// scanEvent reads the current row: the columns of lead, then eventColumns.
+func scanEvent(rows pgx.Rows, lead ...any) (eventstore.Event, error) {
+	var (
+		e                  eventstore.Event
+		pos, ver           int64
+		prevHash, hash     []byte
+		occurred, recorded time.Time
+	)
+	dest := append(lead, &pos, &e.Stream, &ver, &e.ID, &e.Type, &e.Data, &occurred, &recorded,
+		&e.BackdateReason, &e.Actor.ID, &e.Actor.Role, &e.Actor.Org,
+		&e.IdempotencyKey, &e.CorrelationID, &e.CausationID, &prevHash, &hash)
+	if err := rows.Scan(dest...); err != nil {
+		return eventstore.Event{}, err
+	}
+	e.Position, e.Version = uint64(pos), uint64(ver)
+	e.OccurredAt, e.RecordedAt = occurred.UTC(), recorded.UTC()
+	var err error
+	if e.PrevHash, err = eventstore.HashFromBytes(prevHash); err != nil {
+		return eventstore.Event{}, fmt.Errorf("postgres: event at position %d: prev_hash: %w", pos, err)
+	}
+	if e.Hash, err = eventstore.HashFromBytes(hash); err != nil {
+		return eventstore.Event{}, fmt.Errorf("postgres: event at position %d: hash: %w", pos, err)
+	}
+	return e, nil
 }

@@ -38,10 +38,15 @@ func TestContract(t *testing.T) {
 	t.Parallel()
 	eventstoretest.Run(t, func(t *testing.T) eventstoretest.Backend {
 		url, schema := pgtest.Schema(t)
-		st := openTest(t, url, schema, nil)
+		st := openTest(t, url, schema, func(c *Config) { c.scanWindow = contractScanWindow })
 		return eventstoretest.Backend{Store: st, Tamper: &tamperer{pool: st.Pool(), n: newNames(schema)}}
-	}, eventstoretest.Features{})
+	}, eventstoretest.Features{ScanWindow: contractScanWindow})
 }
+
+// contractScanWindow makes ReadPage stop after a few positions in the
+// contract suite, so that filtered reads and subscriptions go through many
+// pages, empty ones among them. TestContractInsertPath keeps the default.
+const contractScanWindow = 3
 
 // tamperer edits the log with plain SQL, as someone with database access
 // would; the guard triggers are meant to refuse it.
@@ -140,30 +145,45 @@ func TestGuards(t *testing.T) {
 }
 
 // TestPrefixIsLiteral covers the metacharacters of LIKE that the contract
-// suite does not: the backslash.
+// suite does not, the backslash, through both of ReadPage's statements: the
+// rare prefixes' (every prefix here, with the default window) and the
+// window's (with a window of 1 and one event a call, for every prefix that
+// holds more than one event).
 func TestPrefixIsLiteral(t *testing.T) {
 	t.Parallel()
-	url, schema := pgtest.Schema(t)
-	st := openTest(t, url, schema, nil)
-	ctx := context.Background()
-	for _, stream := range []string{`a\b`, `a\\b`, `a_b`, `axb`, `a%b`} {
-		_, err := st.Append(ctx, stream, eventstore.NoStream, eventstoretest.Events(1, "t.v1"))
-		require.NoError(t, err)
+	for _, window := range []int{0, 1} {
+		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) {
+			url, schema := pgtest.Schema(t)
+			st := openTest(t, url, schema, func(c *Config) { c.scanWindow = window })
+			ctx := context.Background()
+			for _, stream := range []string{`a\b`, `a\\b`, `a_b`, `axb`, `a%b`} {
+				_, err := st.Append(ctx, stream, eventstore.NoStream, eventstoretest.Events(1, "t.v1"))
+				require.NoError(t, err)
+			}
+			streams := func(prefixes ...string) []string {
+				var out []string
+				var after uint64
+				for {
+					got, err := st.ReadAll(ctx, after, 1, eventstore.Filter{StreamPrefixes: prefixes})
+					require.NoError(t, err)
+					if len(got) == 0 {
+						break
+					}
+					out = append(out, got[0].Stream)
+					after = got[0].Position
+				}
+				all, err := st.ReadAll(ctx, 0, 100, eventstore.Filter{StreamPrefixes: prefixes})
+				require.NoError(t, err)
+				require.Len(t, all, len(out))
+				return out
+			}
+			require.Equal(t, []string{`a\b`, `a\\b`}, streams(`a\`))
+			require.Equal(t, []string{`a\\b`}, streams(`a\\`))
+			require.Equal(t, []string{`a_b`}, streams(`a_`))
+			require.Equal(t, []string{`a%b`}, streams(`a%`))
+			require.Equal(t, []string{`a_b`, `a%b`}, streams(`a%`, `a_`))
+		})
 	}
-	streams := func(prefixes ...string) []string {
-		got, err := st.ReadAll(ctx, 0, 100, eventstore.Filter{StreamPrefixes: prefixes})
-		require.NoError(t, err)
-		var out []string
-		for _, e := range got {
-			out = append(out, e.Stream)
-		}
-		return out
-	}
-	require.Equal(t, []string{`a\b`, `a\\b`}, streams(`a\`))
-	require.Equal(t, []string{`a\\b`}, streams(`a\\`))
-	require.Equal(t, []string{`a_b`}, streams(`a_`))
-	require.Equal(t, []string{`a%b`}, streams(`a%`))
-	require.Equal(t, []string{`a_b`, `a%b`}, streams(`a%`, `a_`))
 }
 
 func TestConfigValidate(t *testing.T) {

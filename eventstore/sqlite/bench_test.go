@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -137,5 +138,77 @@ func BenchmarkInsertBaseline(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
+	}
+}
+
+// BenchmarkFilteredCatchUp reads a synthetic log through filters of every
+// selectivity (eventstoretest.CatchUpFilters), from position 0 to the end,
+// at two log sizes, without statistics (as the store leaves the file) and
+// after ANALYZE (as PRAGMA optimize or an operator's ANALYZE would leave it).
+//
+//	go test -run '^$' -bench FilteredCatchUp -benchtime 1x ./eventstore/sqlite/
+func BenchmarkFilteredCatchUp(b *testing.B) {
+	for _, size := range []int{100_000, 400_000} {
+		for _, analyze := range []bool{false, true} {
+			stats := "stats=none"
+			if analyze {
+				stats = "stats=analyzed"
+			}
+			b.Run(fmt.Sprintf("log=%d/%s", size, stats), func(b *testing.B) {
+				path := filepath.Join(b.TempDir(), "bench.db")
+				fillSynthetic(b, path, size, analyze)
+				st := openStore(b, Config{Path: path})
+				for _, f := range eventstoretest.CatchUpFilters {
+					for _, pages := range []bool{false, true} {
+						api := "ReadAll"
+						if pages {
+							api = "ReadPage"
+						}
+						b.Run(f.Name+"/"+api, func(b *testing.B) { eventstoretest.BenchFilteredCatchUp(b, st, f.Filter, pages) })
+					}
+				}
+			})
+		}
+	}
+}
+
+// fillSynthetic writes the log eventstoretest.CatchUpFilters describes
+// straight into the events table of a new store file at path and moves
+// the head to its end.
+func fillSynthetic(b *testing.B, path string, size int, analyze bool) {
+	b.Helper()
+	st := openStore(b, Config{Path: path, Synchronous: "NORMAL"})
+	ctx := context.Background()
+	stmts := []string{`
+WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?)
+INSERT INTO events (position, stream, version, id, type, data, occurred_at, recorded_at, prev_hash, hash)
+SELECT n,
+	CASE WHEN n % 100000 = 0 THEN 'reference'
+	     WHEN n % 100 < 60 THEN 'facility-f-' || (n / 8)
+	     WHEN n % 100 < 80 THEN 'applicant-' || (n / 3)
+	     WHEN n % 100 < 99 THEN 'quota-1403-' || (n % 5)
+	     ELSE 'quota-1401-home-business' END,
+	n, 'id-' || n,
+	CASE WHEN n % 100000 = 0 THEN 'reference.changed.v1'
+	     WHEN n % 100 < 60 THEN 'facility.registered.v1'
+	     WHEN n % 100 < 80 THEN 'applicant.claimed.v1'
+	     WHEN n % 1000 = 999 THEN 'quota.allocated.v1'
+	     ELSE 'quota.charged.v1' END,
+	randomblob(150), 0, 0, zeroblob(32), zeroblob(32)
+FROM g`, `UPDATE head SET position = ? WHERE id = 1`}
+	if analyze {
+		stmts = append(stmts, `ANALYZE`)
+	}
+	for _, q := range stmts {
+		var args []any
+		if strings.Contains(q, "?") {
+			args = append(args, size)
+		}
+		if _, err := st.WriteDB().ExecContext(ctx, q, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
 	}
 }

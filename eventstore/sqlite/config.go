@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/payesh/payesh/eventstore"
 )
 
 // Config configures Open.
@@ -25,6 +27,11 @@ type Config struct {
 	// survives power loss; "NORMAL" flushes only at checkpoints and may lose
 	// the most recent commits on power loss (never on a process crash).
 	Synchronous string
+
+	// scanWindow is how many positions one ReadPage looks through at most,
+	// unless its limit is larger (default eventstore.DefaultScanWindow);
+	// tests lower it to make pages end early.
+	scanWindow int
 }
 
 const (
@@ -43,6 +50,9 @@ func (c *Config) setDefaults() {
 		c.Synchronous = "FULL"
 	}
 	c.Synchronous = strings.ToUpper(c.Synchronous)
+	if c.scanWindow == 0 {
+		c.scanWindow = eventstore.DefaultScanWindow
+	}
 }
 
 // Validate reports every problem with c at once.

@@ -22,10 +22,15 @@ import (
 func TestContract(t *testing.T) {
 	eventstoretest.Run(t, func(t *testing.T) eventstoretest.Backend {
 		path := filepath.Join(t.TempDir(), "payesh.db")
-		st := openStore(t, Config{Path: path, Poll: 50 * time.Millisecond})
+		st := openStore(t, Config{Path: path, Poll: 50 * time.Millisecond, scanWindow: contractScanWindow})
 		return eventstoretest.Backend{Store: st, Tamper: openTamperer(t, path)}
-	}, eventstoretest.Features{})
+	}, eventstoretest.Features{ScanWindow: contractScanWindow})
 }
+
+// contractScanWindow makes ReadPage stop after a few positions in the
+// contract suite, so that filtered reads and subscriptions go through many
+// pages, empty ones among them.
+const contractScanWindow = 3
 
 func openStore(t testing.TB, cfg Config) *Store {
 	t.Helper()
@@ -302,31 +307,51 @@ func (c *collector) snapshot() []eventstore.Event {
 	return append([]eventstore.Event(nil), c.events...)
 }
 
+// TestPrefixFilterIsLiteral checks prefixes with pattern characters and
+// multi-byte runes through both of ReadPage's statements: the rare
+// prefixes' (read through the stream index; every prefix here, with the
+// default window) and the window's (with a window of 1 and pages of 1, for
+// every prefix holding more than one event).
 func TestPrefixFilterIsLiteral(t *testing.T) {
-	ctx := context.Background()
-	st := openStore(t, Config{Path: filepath.Join(t.TempDir(), "payesh.db")})
-	streams := []string{"a%b", "axb", "a_b", "a*b", "a?b", "a[b", "a[]b", "ab", "a", "آب-۱", "آب-۲", "آبی", "aïz", "a\u00ffz", "a\U0010FFFF"}
-	for _, s := range streams {
-		_, err := st.Append(ctx, s, eventstore.NoStream, eventstoretest.Events(1, "t.v1"))
-		require.NoError(t, err)
-	}
-	all, err := st.ReadAll(ctx, 0, 100, eventstore.Filter{})
-	require.NoError(t, err)
-	prefixes := [][]string{{"a%"}, {"a_"}, {"a*"}, {"a?"}, {"a["}, {"a"}, {""}, {"آب"}, {"آب-"}, {"a\xc3"}, {"aï"}, {"a\u00ff"}, {"a\xf4\x8f\xbf"}, {"a%", "a["}, {"b"}, {"\xff"}}
-	for _, p := range prefixes {
-		f := eventstore.Filter{StreamPrefixes: p}
-		got, err := st.ReadAll(ctx, 0, 100, f)
-		require.NoError(t, err)
-		var want []eventstore.Event
-		for i := range all {
-			if f.Matches(&all[i]) {
-				want = append(want, all[i])
+	for _, window := range []int{0, 1} {
+		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) {
+			ctx := context.Background()
+			st := openStore(t, Config{Path: filepath.Join(t.TempDir(), "payesh.db"), scanWindow: window})
+			streams := []string{"a%b", "axb", "a_b", "a*b", "a?b", "a[b", "a[]b", "ab", "a", "آب-۱", "آب-۲", "آبی", "aïz", "a\u00ffz", "a\U0010FFFF"}
+			for _, s := range streams {
+				_, err := st.Append(ctx, s, eventstore.NoStream, eventstoretest.Events(1, "t.v1"))
+				require.NoError(t, err)
 			}
-		}
-		if want == nil {
-			want = []eventstore.Event{}
-		}
-		require.Equal(t, want, got, "prefixes %q", p)
+			all, err := st.ReadAll(ctx, 0, 100, eventstore.Filter{})
+			require.NoError(t, err)
+			prefixes := [][]string{{"a%"}, {"a_"}, {"a*"}, {"a?"}, {"a["}, {"a"}, {""}, {"آب"}, {"آب-"}, {"a\xc3"}, {"aï"}, {"a\u00ff"}, {"a\xf4\x8f\xbf"}, {"a%", "a["}, {"b"}, {"\xff"}}
+			for _, p := range prefixes {
+				f := eventstore.Filter{StreamPrefixes: p}
+				want := []eventstore.Event{}
+				for i := range all {
+					if f.Matches(&all[i]) {
+						want = append(want, all[i])
+					}
+				}
+				got, err := st.ReadAll(ctx, 0, 100, f)
+				require.NoError(t, err)
+				require.Equal(t, want, got, "prefixes %q", p)
+				// One event a call: with a window of 1, the window's
+				// statement for every prefix that holds more.
+				got = []eventstore.Event{}
+				var after uint64
+				for {
+					page, err := st.ReadAll(ctx, after, 1, f)
+					require.NoError(t, err)
+					if len(page) == 0 {
+						break
+					}
+					got = append(got, page...)
+					after = page[0].Position
+				}
+				require.Equal(t, want, got, "prefixes %q, one at a time", p)
+			}
+		})
 	}
 }
 
@@ -355,7 +380,7 @@ func TestConfigValidate(t *testing.T) {
 
 	c := Config{Path: "x"}
 	c.setDefaults()
-	require.Equal(t, Config{Path: "x", Poll: 250 * time.Millisecond, MaxBatch: 512, Synchronous: "FULL"}, c)
+	require.Equal(t, Config{Path: "x", Poll: 250 * time.Millisecond, MaxBatch: 512, Synchronous: "FULL", scanWindow: eventstore.DefaultScanWindow}, c)
 
 	_, err = Open(context.Background(), Config{Synchronous: "OFF"})
 	require.Error(t, err)
