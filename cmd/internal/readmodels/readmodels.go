@@ -5,6 +5,7 @@ package readmodels
 
 import (
 	"github.com/payesh/payesh/projections"
+	"github.com/payesh/payesh/projections/banks"
 	"github.com/payesh/payesh/projections/deviations"
 	"github.com/payesh/payesh/projections/facilities"
 	"github.com/payesh/payesh/projections/inspections"
@@ -19,5 +20,6 @@ func Projectors() []projections.Projector {
 		quotas.New(),
 		inspections.New(),
 		deviations.New(),
+		banks.New(),
 	}
 }
