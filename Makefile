@@ -14,15 +14,18 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 ## run: the server on the embedded SQLite store, seeded with demo data
-## (DEMO_FACILITIES plans, 1400-1404) on first start.
+## (DEMO_FACILITIES plans, 1400-1404) on first start, in development mode
+## (tokens signed with the public dev key: ./bin/payesh token mint --dev).
 run: build
 	@./bin/payesh seed --store '$(STORE)' --facilities $(DEMO_FACILITIES) --if-empty
 	@echo
 	@echo "Payesh is starting on $(ADDR) with the demo history in $(STORE). Try:"
 	@echo "  curl -s localhost$(ADDR)/readyz"
+	@echo "  TOKEN=\$$(./bin/payesh token mint --dev --role ministry)"
+	@echo "  curl -s -H \"Authorization: Bearer \$$TOKEN\" localhost$(ADDR)/v1/job-counts"
 	@echo "  ./bin/payesh verify --store '$(STORE)'"
 	@echo
-	./bin/payeshd --store '$(STORE)' --addr '$(ADDR)'
+	./bin/payeshd --store '$(STORE)' --addr '$(ADDR)' --dev
 
 ## test: the whole suite with the race detector, against a real PostgreSQL.
 test: services

@@ -15,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/payesh/payesh/api/auth"
 	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/ledger"
 	"github.com/payesh/payesh/projections"
 )
 
@@ -29,35 +31,86 @@ type Projections interface {
 // Config is what the server needs from its composition root.
 type Config struct {
 	Store eventstore.Store
+	// Service executes commands. Without it (and ReadModels and Auth) the
+	// server has no /v1 routes: only the operational endpoints.
+	Service *ledger.Service
+	// ReadModels is the database the projections keep; queries read it.
+	ReadModels *projections.DB
+	// Auth authenticates /v1 requests; auth.DefaultPolicy authorises them.
+	Auth auth.Authenticator
 	// Projections, when set, are part of readiness and of the metrics: a
 	// node whose read models are not following the log is not ready.
 	Projections Projections
 	Logger      *slog.Logger
 	// ReadyTimeout bounds the store check behind /readyz (default 2s).
 	ReadyTimeout time.Duration
+	// MaxBody is the largest request body accepted (default 1 MiB).
+	MaxBody int64
+	// RequestTimeout bounds each /v1 request (default 30s).
+	RequestTimeout time.Duration
+	// MaxWait bounds how long a query with min_position waits for the read
+	// model to reach it (default 5s; a client may ask for less with
+	// max_wait).
+	MaxWait time.Duration
+	// Positions tells the read models' positions for min_position: the
+	// Engine's Reader where the projections run in this process (woken by
+	// its commits); when nil the server polls the checkpoints.
+	Positions *projections.Reader
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 2 * time.Second
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = 1 << 20
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 5 * time.Second
+	}
 }
 
 // Server serves the API. Create it with New; it is an http.Handler.
 type Server struct {
 	cfg     Config
+	policy  auth.Policy
 	mux     *http.ServeMux
 	metrics *prometheus.Registry
+
+	requestLatency *prometheus.HistogramVec
+	appendLatency  prometheus.Histogram
 }
 
 // New builds the server's routes.
 func New(cfg Config) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = 2 * time.Second
-	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: prometheus.NewRegistry()}
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, policy: auth.DefaultPolicy(), mux: http.NewServeMux(), metrics: prometheus.NewRegistry()}
+	s.requestLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "payesh_http_request_duration_seconds",
+		Help:    "Time to answer an HTTP request, by method, route pattern and status code.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"method", "route", "code"})
+	s.appendLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "payesh_append_duration_seconds",
+		Help:    "Time to execute a command against the ledger: load, decide and append.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
 	s.metrics.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&logCollector{store: cfg.Store, projections: cfg.Projections, timeout: cfg.ReadyTimeout},
+		s.requestLatency, s.appendLatency,
 	)
+	if cfg.Service != nil && cfg.ReadModels != nil && cfg.Auth != nil {
+		s.mount()
+		s.mux.HandleFunc("GET /openapi.json", s.serveOpenAPI())
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{

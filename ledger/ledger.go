@@ -36,6 +36,22 @@ type Meta struct {
 	// now. A time in the past needs BackdateReason.
 	OccurredAt     time.Time
 	BackdateReason string
+	// Check, when set, is a precondition on the target stream: Execute
+	// calls it with the stream's folded state (the decider's state type,
+	// e.g. facility.Facility) and version after loading the stream and
+	// before Decide, while it holds the stream's lock, and the append then
+	// expects exactly that version. So what Check approved (who may act on
+	// this facility, which version the client last saw) is the state the
+	// command is decided on: a concurrent writer makes the append fail and
+	// the whole load, Check, Decide sequence run again. A Check error is
+	// returned unchanged and nothing is appended. A retry of a command
+	// whose IdempotencyKey is recorded is answered before Check runs, with
+	// the original outcome. Check must not modify the state (a cached
+	// state is shared) and may be called more than once per command. The
+	// Service methods that touch several streams run it on the facility
+	// stream only, and also before their first step, so a refused command
+	// leaves nothing behind.
+	Check func(state any, version uint64) error
 }
 
 // Result is the outcome of an executed command.
@@ -133,7 +149,8 @@ var ErrTooMuchContention = errors.New("ledger: stream too contended, command not
 // Execute runs one command against one stream: load, fold, decide, append,
 // retrying from the load when another writer appended first. A decider error
 // is returned unchanged (it is the caller's input that is wrong); nothing is
-// appended then. A command that decides no events returns a Result with no
+// appended then. meta.Check, when set, runs between the fold and Decide (see
+// Meta.Check). A command that decides no events returns a Result with no
 // event IDs.
 func Execute[S, C any](ctx context.Context, l *Ledger, stream string, d domain.Decider[S, C], cmd C, meta Meta) (Result, error) {
 	unlock, err := l.lock(ctx, stream)
@@ -153,6 +170,11 @@ func Execute[S, C any](ctx context.Context, l *Ledger, stream string, d domain.D
 		}
 		if ok {
 			return res, nil
+		}
+		if meta.Check != nil {
+			if err := meta.Check(state, version); err != nil {
+				return Result{}, err
+			}
 		}
 		events, err := d.Decide(state, cmd)
 		if err != nil {
@@ -336,7 +358,8 @@ func (l *Ledger) loadFrom(ctx context.Context, stream string, from uint64) ([]Lo
 }
 
 // Append encodes domain events and appends them with the command's envelope.
-// Most callers want Execute; Append is for flows that have already decided.
+// Most callers want Execute; Append is for flows that have already decided,
+// and it does not run meta.Check.
 func (l *Ledger) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events []domain.Event, meta Meta) (Result, error) {
 	proposed := make([]eventstore.Proposed, len(events))
 	ids := make([]string, len(events))

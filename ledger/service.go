@@ -142,7 +142,8 @@ type RegisterFacility struct {
 
 // Register validates the applicant, seals their personal data under their
 // own key, claims their slot for the fiscal year and program (refusing a
-// duplicate), and registers the facility.
+// duplicate), and registers the facility. meta.Check runs on the facility
+// stream before the claim, and again when the registration is appended.
 func (s *Service) Register(ctx context.Context, cmd RegisterFacility, meta Meta) (Result, error) {
 	r, err := s.refs(ctx)
 	if err != nil {
@@ -170,6 +171,25 @@ func (s *Service) Register(ctx context.Context, cmd RegisterFacility, meta Meta)
 	}
 	cmd.Applicant.NationalID = nid
 
+	// A retry of a registration already done is answered with its outcome
+	// before anything is judged against the state it produced.
+	fstream := facility.Stream(cmd.FacilityID)
+	history, version, err := s.ledger.Load(ctx, fstream)
+	if err != nil {
+		return Result{}, err
+	}
+	if res, ok := replayed(fstream, history, meta.IdempotencyKey); ok {
+		return res, nil
+	}
+	f := facility.Decider().Fold(recordedOf(history))
+	// The precondition runs before the claim, so a refused registration
+	// claims nothing.
+	if meta.Check != nil {
+		if err := meta.Check(f, version); err != nil {
+			return Result{}, err
+		}
+	}
+
 	ref := applicant.RefOf(s.pseudonymKey, nid)
 	stream := applicant.StreamFor(ref)
 	state, _, err := State(ctx, s.ledger, stream, applicant.Decider(), nil)
@@ -188,12 +208,14 @@ func (s *Service) Register(ctx context.Context, cmd RegisterFacility, meta Meta)
 	}
 	cmd.Register.Applicant = facility.Applicant{Ref: sealed.Ref, KeyID: sealed.KeyID, Ciphertext: sealed.Ciphertext}
 
-	// Validate the registration itself before claiming anything, so bad
-	// input leaves no claim behind.
-	if _, err := facility.Decide(facility.Facility{}, cmd.Register); err != nil {
+	// Judge the registration itself (its fields, and a facility ID already
+	// taken) before claiming anything, so that a refusal leaves no claim
+	// behind; Execute judges it again under the stream's lock.
+	if _, err := facility.Decide(f, cmd.Register); err != nil {
 		return Result{}, err
 	}
 	claimMeta := meta
+	claimMeta.Check = nil
 	if meta.IdempotencyKey != "" {
 		claimMeta.IdempotencyKey = meta.IdempotencyKey + "/claim"
 	}
@@ -203,7 +225,7 @@ func (s *Service) Register(ctx context.Context, cmd RegisterFacility, meta Meta)
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := Execute(ctx, s.ledger, facility.Stream(cmd.FacilityID), facility.Decider(), facility.Command(cmd.Register), meta)
+	res, err := Execute(ctx, s.ledger, fstream, facility.Decider(), facility.Command(cmd.Register), meta)
 	if err != nil && len(claim.EventIDs) > 0 && !claim.Duplicate {
 		compensate(claim, meta, func(m Meta) error {
 			_, err := Execute(ctx, s.ledger, stream, applicant.Decider(), applicant.Command(applicant.ReleaseFacility{
@@ -217,14 +239,22 @@ func (s *Service) Register(ctx context.Context, cmd RegisterFacility, meta Meta)
 
 // ApproveLoan charges the facility's quota account and records the bank's
 // approval. When the command names no account, the county's account is used
-// if the ledger has one, else the province's.
+// if the ledger has one, else the province's. meta.Check runs on the
+// facility before the charge, and again when the approval is appended.
 func (s *Service) ApproveLoan(ctx context.Context, cmd facility.ApproveLoan, meta Meta) (Result, error) {
 	if res, ok, err := s.ledger.Replayed(ctx, facility.Stream(cmd.FacilityID), meta.IdempotencyKey); err != nil || ok {
 		return res, err
 	}
-	f, _, err := State(ctx, s.ledger, facility.Stream(cmd.FacilityID), facility.Decider(), nil)
+	f, version, err := State(ctx, s.ledger, facility.Stream(cmd.FacilityID), facility.Decider(), nil)
 	if err != nil {
 		return Result{}, err
+	}
+	// The precondition runs before the charge, so a refused approval
+	// charges nothing; Execute runs it again on the state it decides on.
+	if meta.Check != nil {
+		if err := meta.Check(f, version); err != nil {
+			return Result{}, err
+		}
 	}
 	if !f.Exists() {
 		return Result{}, &domain.NotFoundError{Kind: "facility", ID: cmd.FacilityID}
@@ -247,6 +277,7 @@ func (s *Service) ApproveLoan(ctx context.Context, cmd facility.ApproveLoan, met
 		return Result{}, err
 	}
 	chargeMeta := meta
+	chargeMeta.Check = nil
 	if meta.IdempotencyKey != "" {
 		chargeMeta.IdempotencyKey = meta.IdempotencyKey + "/charge"
 	}
@@ -296,6 +327,7 @@ func (s *Service) CloseFacility(ctx context.Context, cmd facility.Close, meta Me
 		return res, nil
 	}
 	releaseMeta := meta
+	releaseMeta.Check = nil
 	if meta.IdempotencyKey != "" {
 		releaseMeta.IdempotencyKey = meta.IdempotencyKey + "/release"
 	}
@@ -362,7 +394,7 @@ func (s *Service) Quota(ctx context.Context, cmd quota.Command, meta Meta) (Resu
 // idempotency key finds it done and completes or compensates it again.
 func compensate(first Result, meta Meta, undo func(Meta) error) {
 	m := meta
-	m.IdempotencyKey = ""
+	m.IdempotencyKey, m.Check = "", nil
 	m.CausationID = first.EventIDs[0]
 	_ = undo(m)
 }

@@ -133,14 +133,16 @@ func TestRegisterRefusesBadInputAndChangesNothing(t *testing.T) {
 			require.Equal(t, before, headOf(t, svc), "bad input changes nothing")
 		})
 	}
-	// A facility ID already taken: refused, and the claim made for it is
-	// released so the applicant can register elsewhere.
+	// A facility ID already taken: refused before the applicant's slot is
+	// claimed (nothing is written), so they can register elsewhere.
 	_, err := svc.Register(ctx, registration("f-0009", 7), backdated())
 	require.NoError(t, err)
+	taken := headOf(t, svc)
 	_, err = svc.Register(ctx, registration("f-0009", 8), backdated())
 	require.ErrorIs(t, err, domain.ErrConflict)
+	require.Equal(t, taken, headOf(t, svc))
 	_, err = svc.Register(ctx, registration("f-0010", 8), backdated())
-	require.NoError(t, err, "the refused registration's claim was released")
+	require.NoError(t, err, "the refused registration claimed nothing")
 }
 
 func referred(t *testing.T, svc *ledger.Service, id string, seq uint64) {

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -25,14 +22,6 @@ import (
 	"github.com/payesh/payesh/eventstore/sqlite"
 	"github.com/payesh/payesh/seed"
 )
-
-// devPseudonymKey keys applicant pseudonyms when no key is configured, so
-// that the demo runs with zero setup. It is public, so pseudonyms made
-// with it protect nothing: DEVELOPMENT ONLY.
-const devPseudonymKey = "payesh DEVELOPMENT pseudonym key - public, never use in production"
-
-// pseudonymKeyEnv names the environment variable holding the key in hex.
-const pseudonymKeyEnv = "PAYESH_PSEUDONYM_KEY"
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
@@ -49,7 +38,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	facilities := fs.Int("facilities", seed.DefaultFacilities, "number of facilities (plans) to generate")
 	seedValue := fs.Uint64("seed", 1403, "seed of the history: the same seed and flags give the same events")
 	chunk := fs.Int("chunk", seed.DefaultChunk, "facilities written per piece (part of the history's identity: resume with the same value)")
-	keyFile := fs.String("pseudonym-key", "", "file holding the applicant pseudonymisation key (hex or 32+ raw bytes); default: $"+pseudonymKeyEnv+" (hex), else a public development key")
+	keyFile := fs.String("pseudonym-key", "", "file holding the applicant pseudonymisation key (hex or 32+ raw bytes); default: $"+backend.PseudonymKeyEnv+" (hex), else a public development key")
 	workers := fs.Int("workers", 8, "concurrent applicant-key vault calls")
 	ifEmpty := fs.Bool("if-empty", false, "seed only when the store holds no events (make run's first start)")
 	if err := fs.Parse(args); err != nil {
@@ -62,13 +51,13 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *facilities < 1 || *chunk < 1 {
 		return fmt.Errorf("--facilities and --chunk must be at least 1")
 	}
-	key, dev, err := pseudonymKey(*keyFile)
+	key, dev, err := backend.PseudonymKey(*keyFile)
 	if err != nil {
 		return err
 	}
 	if dev {
 		fmt.Fprintf(stderr, "payesh seed: WARNING: no pseudonymisation key given (--pseudonym-key or $%s); "+
-			"using the public DEVELOPMENT key: applicant pseudonyms in this store are not protected\n", pseudonymKeyEnv)
+			"using the public DEVELOPMENT key: applicant pseudonyms in this store are not protected\n", backend.PseudonymKeyEnv)
 	}
 	cfg := seed.Config{
 		Facilities: *facilities, Seed: *seedValue, Chunk: *chunk, Now: time.Now(), PseudonymKey: key,
@@ -156,36 +145,6 @@ func openBulk(ctx context.Context, raw string) (eventstore.Store, error) {
 		}
 	}
 	return backend.Open(ctx, raw) // and its error for a URL it refuses
-}
-
-// pseudonymKey reads the key from file, else from the environment, else
-// returns the development key (dev true).
-func pseudonymKey(file string) (key []byte, dev bool, err error) {
-	switch {
-	case file != "":
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			return nil, false, fmt.Errorf("pseudonymisation key: %w", err)
-		}
-		text := bytes.TrimSpace(raw)
-		if k, err := hex.DecodeString(string(text)); err == nil && len(k) > 0 {
-			key = k
-		} else {
-			key = raw
-		}
-	case os.Getenv(pseudonymKeyEnv) != "":
-		k, err := hex.DecodeString(strings.TrimSpace(os.Getenv(pseudonymKeyEnv)))
-		if err != nil {
-			return nil, false, fmt.Errorf("$%s is not hex: %w", pseudonymKeyEnv, err)
-		}
-		key = k
-	default:
-		return []byte(devPseudonymKey), true, nil
-	}
-	if err := applicant.CheckPseudonymKey(key); err != nil {
-		return nil, false, err
-	}
-	return key, false, nil
 }
 
 // The stores' vaults create one key per call, in its own transaction: on

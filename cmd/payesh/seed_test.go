@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -52,12 +50,12 @@ func checkSeeded(t *testing.T, url string) {
 }
 
 func TestSeedSQLite(t *testing.T) {
-	t.Setenv(pseudonymKeyEnv, "")
+	t.Setenv(backend.PseudonymKeyEnv, "")
 	checkSeeded(t, "sqlite://"+filepath.Join(t.TempDir(), "seed.db"))
 }
 
 func TestSeedPostgres(t *testing.T) {
-	t.Setenv(pseudonymKeyEnv, "")
+	t.Setenv(backend.PseudonymKeyEnv, "")
 	base, schema := pgtest.Schema(t)
 	checkSeeded(t, base+"&schema="+schema)
 }
@@ -83,35 +81,6 @@ func TestSeedUsage(t *testing.T) {
 	code, _, errOut := seedCmd(t, cancelled, "--store", url, "--facilities", "100")
 	require.Equal(t, 1, code, errOut)
 	require.Contains(t, errOut, "Run the same command again to resume:\n  payesh seed --store "+url+" --facilities 100")
-}
-
-func TestPseudonymKey(t *testing.T) {
-	t.Setenv(pseudonymKeyEnv, "")
-	key, dev, err := pseudonymKey("")
-	require.NoError(t, err)
-	require.True(t, dev)
-	require.Equal(t, []byte(devPseudonymKey), key)
-	require.NoError(t, applicant.CheckPseudonymKey(key))
-
-	want := bytes.Repeat([]byte{0xab}, 32)
-	t.Setenv(pseudonymKeyEnv, hex.EncodeToString(want))
-	key, dev, err = pseudonymKey("")
-	require.NoError(t, err)
-	require.False(t, dev)
-	require.Equal(t, want, key)
-
-	file := filepath.Join(t.TempDir(), "key")
-	require.NoError(t, os.WriteFile(file, []byte(hex.EncodeToString(want[:31])+"cd\n"), 0o600))
-	key, _, err = pseudonymKey(file) // the file wins over the environment
-	require.NoError(t, err)
-	require.Equal(t, append(want[:31:31], 0xcd), key)
-
-	t.Setenv(pseudonymKeyEnv, "abcd")
-	_, _, err = pseudonymKey("")
-	require.ErrorContains(t, err, "at least 32")
-	t.Setenv(pseudonymKeyEnv, "not hex")
-	_, _, err = pseudonymKey("")
-	require.Error(t, err)
 }
 
 // TestBulkKeys checks the bulk key adapters against the vaults' own Key.

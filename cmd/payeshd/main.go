@@ -3,6 +3,13 @@
 //
 //	payeshd --store sqlite://./data/payesh.db --addr :8080
 //
+// /v1 requests carry a bearer credential: an Ed25519-signed token
+// (--token-pubkey, the public keys whose tokens are accepted; payesh token
+// mints them) or an API key listed in --api-keys. --dev (for make run and
+// local work only) also accepts tokens signed with the public development
+// key and uses the public development pseudonymisation key when none is
+// given; without --dev both are refused.
+//
 // --role chooses what a process runs: "all" (the default: API and
 // projections), "api" (the API only; the read models are kept by other
 // processes), or "projector" (the projections only; it still serves
@@ -14,6 +21,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,13 +30,18 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/payesh/payesh/api"
+	"github.com/payesh/payesh/api/auth"
 	"github.com/payesh/payesh/cmd/internal/backend"
 	"github.com/payesh/payesh/cmd/internal/readmodels"
+	"github.com/payesh/payesh/domain/reference"
+	"github.com/payesh/payesh/domain/schema"
 	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/ledger"
 	"github.com/payesh/payesh/projections"
 )
 
@@ -69,6 +82,10 @@ type Main struct {
 	StoreURL        string
 	Addr            string
 	Role            string
+	Dev             bool
+	PseudonymKey    string // file; else $PAYESH_PSEUDONYM_KEY
+	TokenPubKeys    string // PEM file of accepted token public keys
+	APIKeys         string // JSON Lines file of hashed API keys
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
 
@@ -104,10 +121,17 @@ func (m *Main) ParseFlags(args []string) error {
 	if v := os.Getenv("PAYESH_ROLE"); v != "" {
 		m.Role = v
 	}
+	if v := os.Getenv("PAYESH_DEV"); v == "1" || v == "true" {
+		m.Dev = true
+	}
 	fs := flag.NewFlagSet("payeshd", flag.ContinueOnError)
 	fs.StringVar(&m.StoreURL, "store", m.StoreURL, "event store URL: sqlite://PATH or postgres://USER@HOST:PORT/DB[?schema=NAME]")
 	fs.StringVar(&m.Addr, "addr", m.Addr, "address to serve HTTP on")
 	fs.StringVar(&m.Role, "role", m.Role, "what this process runs: all (API and projections), api, or projector")
+	fs.BoolVar(&m.Dev, "dev", m.Dev, "development mode: accept tokens signed with the public dev key, allow the dev pseudonymisation key")
+	fs.StringVar(&m.PseudonymKey, "pseudonym-key", m.PseudonymKey, "file holding the applicant pseudonymisation key (hex or 32+ raw bytes); default $"+backend.PseudonymKeyEnv)
+	fs.StringVar(&m.TokenPubKeys, "token-pubkey", m.TokenPubKeys, "PEM file with the Ed25519 public keys whose tokens are accepted (payesh token keygen)")
+	fs.StringVar(&m.APIKeys, "api-keys", m.APIKeys, "file of hashed API keys and the principals they grant (payesh token apikey)")
 	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "how long to let requests finish on shutdown")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -133,11 +157,20 @@ func (m *Main) Run(ctx context.Context) error {
 	m.store = store
 
 	cfg := api.Config{Store: store, Logger: m.Logger}
+	if m.db, err = projections.OpenDB(store); err != nil {
+		return err
+	}
+	if m.Role != RoleProjector {
+		if err := m.configureAPI(ctx, &cfg); err != nil {
+			return err
+		}
+	}
 	if m.Role != RoleAPI {
 		if err := m.startProjections(); err != nil {
 			return err
 		}
 		cfg.Projections = m.engine
+		cfg.Positions = m.engine.Reader() // read-your-writes waits wake on each commit
 	}
 	handler := api.New(cfg)
 	m.server = &http.Server{
@@ -163,13 +196,9 @@ func (m *Main) Run(ctx context.Context) error {
 // the first time, or rebuilds them blue/green when its version changed),
 // then follows the log. Their progress is in /readyz and /metrics.
 func (m *Main) startProjections() error {
-	db, err := projections.OpenDB(m.store)
-	if err != nil {
-		return err
-	}
-	m.db = db
+	var err error
 	m.engine, err = projections.New(projections.Config{
-		Store: m.store, DB: db, Projectors: readmodels.Projectors(),
+		Store: m.store, DB: m.db, Projectors: readmodels.Projectors(),
 		Logger: m.Logger.With("component", "projections"),
 	})
 	if err != nil {
@@ -179,6 +208,86 @@ func (m *Main) startProjections() error {
 	m.stopProj, m.projDone = cancel, make(chan error, 1)
 	go func() { m.projDone <- m.engine.Run(ctx) }()
 	return nil
+}
+
+// configureAPI sets up what /v1 needs: the command service (with the
+// applicant vault and pseudonymisation key), the read models, and the
+// credentials accepted.
+func (m *Main) configureAPI(ctx context.Context, cfg *api.Config) error {
+	key, devKey, err := backend.PseudonymKey(m.PseudonymKey)
+	if err != nil {
+		return err
+	}
+	if devKey && !m.Dev {
+		return fmt.Errorf("no pseudonymisation key: give --pseudonym-key FILE or $%s (or --dev for local work)", backend.PseudonymKeyEnv)
+	}
+	vault, err := backend.Vault(m.store)
+	if err != nil {
+		return err
+	}
+	svc, err := ledger.NewService(ledger.New(m.store, schema.Registry(), ledger.HotStreams()), vault, key)
+	if err != nil {
+		return err
+	}
+	system := ledger.Meta{Actor: eventstore.Actor{ID: "payeshd", Role: "admin", Org: "payesh"}}
+	if err := svc.EnsureReference(ctx, system); err != nil {
+		return fmt.Errorf("reference data: %w", err)
+	}
+	cat := &liveCatalog{svc: svc}
+	var chain auth.Chain
+	var keys []ed25519.PublicKey
+	if m.TokenPubKeys != "" {
+		if keys, err = auth.ReadPublicKeysFile(m.TokenPubKeys); err != nil {
+			return err
+		}
+	}
+	if m.Dev {
+		pub, _ := auth.DevKeys()
+		keys = append(keys, pub)
+		m.Logger.Warn("development mode: tokens signed with the public development key are accepted")
+	}
+	if len(keys) > 0 {
+		v, err := auth.NewVerifier(auth.VerifierConfig{Keys: keys, Catalog: cat, DevMode: m.Dev})
+		if err != nil {
+			return err
+		}
+		chain = append(chain, v)
+	}
+	if m.APIKeys != "" {
+		kf, err := auth.ReadKeyFile(m.APIKeys, cat, time.Now)
+		if err != nil {
+			return err
+		}
+		chain = append(chain, kf)
+	}
+	if len(chain) == 0 {
+		return errors.New("no credentials are accepted: give --token-pubkey FILE and/or --api-keys FILE (or --dev for local work)")
+	}
+	cfg.Service, cfg.ReadModels, cfg.Auth = svc, m.db, chain
+	return nil
+}
+
+// liveCatalog is the reference catalogue for checking credentials' scopes,
+// re-read at most every few seconds (each read costs a query).
+type liveCatalog struct {
+	svc *ledger.Service
+	mu  sync.Mutex
+	cat reference.Catalog
+	at  time.Time
+}
+
+// Has implements auth.Catalog.
+func (c *liveCatalog) Has(kind reference.Kind, id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) > 5*time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if cat, err := c.svc.Catalog(ctx); err == nil {
+			c.cat, c.at = cat, time.Now()
+		}
+	}
+	return c.cat.Has(kind, id)
 }
 
 // URL is the base URL the server listens on (useful with Addr ":0").

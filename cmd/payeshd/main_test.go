@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/payesh/payesh/cmd/internal/backend"
 	"github.com/payesh/payesh/cmd/internal/readmodels"
 	"github.com/payesh/payesh/internal/pgtest"
 )
@@ -21,7 +23,7 @@ func start(t *testing.T, storeURL string) *Main {
 	t.Helper()
 	m := NewMain()
 	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	require.NoError(t, m.ParseFlags([]string{"--store", storeURL, "--addr", "127.0.0.1:0"}))
+	require.NoError(t, m.ParseFlags([]string{"--store", storeURL, "--addr", "127.0.0.1:0", "--dev"}))
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { _ = m.Close() })
 	return m
@@ -79,7 +81,7 @@ func TestServerAnswersHealthAndReadiness(t *testing.T) {
 func TestAPIRoleRunsNoProjections(t *testing.T) {
 	m := NewMain()
 	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	require.NoError(t, m.ParseFlags([]string{"--store", "sqlite://" + filepath.Join(t.TempDir(), "p.db"), "--addr", "127.0.0.1:0", "--role", "api"}))
+	require.NoError(t, m.ParseFlags([]string{"--store", "sqlite://" + filepath.Join(t.TempDir(), "p.db"), "--addr", "127.0.0.1:0", "--role", "api", "--dev"}))
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { _ = m.Close() })
 	code, body := getJSON(t, m.URL()+"/readyz")
@@ -97,4 +99,21 @@ func TestBadConfigurationFailsClearly(t *testing.T) {
 	m = NewMain()
 	require.NoError(t, m.ParseFlags([]string{"--store", "mysql://x", "--addr", "127.0.0.1:0"}))
 	require.ErrorContains(t, m.Run(context.Background()), "not supported")
+
+	// Outside --dev, the public development keys are refused: the server
+	// needs a pseudonymisation key and credentials to accept.
+	t.Setenv(backend.PseudonymKeyEnv, "")
+	store := "sqlite://" + filepath.Join(t.TempDir(), "p.db")
+	m = NewMain()
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	require.NoError(t, m.ParseFlags([]string{"--store", store, "--addr", "127.0.0.1:0"}))
+	require.ErrorContains(t, m.Run(context.Background()), "no pseudonymisation key")
+	require.NoError(t, m.Close())
+
+	t.Setenv(backend.PseudonymKeyEnv, strings.Repeat("ab", 32))
+	m = NewMain()
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	require.NoError(t, m.ParseFlags([]string{"--store", store, "--addr", "127.0.0.1:0"}))
+	require.ErrorContains(t, m.Run(context.Background()), "no credentials are accepted")
+	require.NoError(t, m.Close())
 }
