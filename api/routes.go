@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/payesh/payesh/api/auth"
+	"github.com/payesh/payesh/projections"
 )
 
 // route is one endpoint of /v1: the table the server mounts, the metrics
@@ -109,6 +110,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, auth.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", auth.Challenge(err))
 		p = newProblem(r, probUnauth, err.Error())
+	case errors.Is(err, projections.ErrNotBuilt):
+		w.Header().Set("Retry-After", "5")
+		p = newProblem(r, probUnavail, "the read model has not been built yet: its projection has not run on this database")
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil:
 		p = newProblem(r, probTimeout, "the request took longer than "+s.cfg.RequestTimeout.String())
 	default:

@@ -119,13 +119,19 @@ func (r *Reader) WaitFor(ctx context.Context, name string, position uint64, time
 	}
 }
 
+// ErrNotBuilt says a read model's tables do not exist yet: no Engine has
+// run its projector on this database (a fresh database, or an API node
+// whose projector processes have not started).
+var ErrNotBuilt = errors.New("projections: read model not built yet")
+
 // ReadPosition returns the position a projection (named by projector)
 // reflects, read in tx, so that a read model's query can report the
-// position of the snapshot it read. A projection that never ran is at 0.
+// position of the snapshot it read. A projection that never ran gives an
+// error matching ErrNotBuilt (its tables do not exist either).
 func ReadPosition(ctx context.Context, tx *sql.Tx, d Dialect, name string) (uint64, error) {
-	s, _, err := loadState(ctx, tx, d, name, false)
-	if isMissingTable(err) {
-		return 0, nil
+	s, ok, err := loadState(ctx, tx, d, name, false)
+	if isMissingTable(err) || (err == nil && !ok) {
+		return 0, fmt.Errorf("%w: %s", ErrNotBuilt, name)
 	}
 	return s.Position, err
 }
