@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -337,4 +338,49 @@ func TestParseUnverified(t *testing.T) {
 
 	_, _, _, err = auth.ParseUnverified("payesh.v1.x")
 	require.True(t, errors.Is(err, auth.ErrMalformedToken))
+}
+
+// Authenticate remembers a verified token for at most a minute and never
+// past its expiry (with the leeway): a cached verdict cannot outlive the
+// token, and a scope removed from the catalogue is noticed within a minute.
+func TestAuthenticateCachesVerdictsWithinTheTokensLife(t *testing.T) {
+	ctx := context.Background()
+	now := t0
+	k := newKeyPair(t)
+	short, _, err := newIssuer(t, k, fixedClock(&now)).Issue(auth.DevPrincipal(auth.RoleBank), 90*time.Second)
+	require.NoError(t, err)
+	known := true
+	cat := auth.CatalogFunc(func(reference.Kind, string) bool { return known })
+	v, err := auth.NewVerifier(auth.VerifierConfig{Keys: []ed25519.PublicKey{k.pub}, Catalog: cat, Leeway: 10 * time.Second, Now: fixedClock(&now)})
+	require.NoError(t, err)
+
+	p, err := v.Authenticate(ctx, short)
+	require.NoError(t, err)
+	require.Equal(t, auth.DevPrincipal(auth.RoleBank), p)
+
+	// The bank leaves the catalogue: the cached verdict holds for up to a
+	// minute, then the token is checked again and refused.
+	known = false
+	now = t0.Add(59 * time.Second)
+	_, err = v.Authenticate(ctx, short)
+	require.NoError(t, err, "cached")
+	now = t0.Add(61 * time.Second)
+	_, err = v.Authenticate(ctx, short)
+	require.ErrorIs(t, err, auth.ErrUnknownScope)
+
+	// A cached verdict ends with the token (plus leeway), not a minute on.
+	known = true
+	_, err = v.Authenticate(ctx, short) // verified again at 61s, cached until 100s
+	require.NoError(t, err)
+	now = t0.Add(99 * time.Second)
+	_, err = v.Authenticate(ctx, short)
+	require.NoError(t, err)
+	now = t0.Add(100 * time.Second)
+	_, err = v.Authenticate(ctx, short)
+	require.ErrorIs(t, err, auth.ErrExpired)
+
+	// A tampered token is never served from the cache of the genuine one.
+	now = t0.Add(10 * time.Second)
+	_, err = v.Authenticate(ctx, short[:len(short)-2]+"AA")
+	require.Error(t, err)
 }
