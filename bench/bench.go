@@ -269,7 +269,8 @@ func (env *Env) logf(format string, args ...any) {
 // Later issues add theirs here. The order matters only for speed: verify-pg
 // walks the log subscribe-pg grew, verify-sqlite the file bulk-sqlite
 // imported (each builds its log itself when run alone). The rebuild
-// scenarios seed their own logs.
+// scenarios seed their own logs; the query scenarios serve the rebuild log
+// of their backend, seeding it again when it is gone.
 func Scenarios() []Scenario {
 	return []Scenario{
 		appendScenario(backendSQLite),
@@ -281,6 +282,8 @@ func Scenarios() []Scenario {
 		verifyScenario(backendSQLite),
 		rebuildScenario(backendPostgres),
 		rebuildScenario(backendSQLite),
+		queryScenario(backendPostgres),
+		queryScenario(backendSQLite),
 	}
 }
 

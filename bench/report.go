@@ -27,6 +27,7 @@ const (
 	sectionSubscribe = "Subscription delivery"
 	sectionVerify    = "Verify"
 	sectionRebuild   = "Projection rebuild"
+	sectionQuery     = "Query latency"
 )
 
 var sectionNotes = map[string]string{
@@ -35,6 +36,7 @@ var sectionNotes = map[string]string{
 	sectionSubscribe: "subscribe.md",
 	sectionVerify:    "verify.md",
 	sectionRebuild:   "rebuild.md",
+	sectionQuery:     "query.md",
 }
 
 var rowHeadings = map[string]string{
@@ -43,6 +45,7 @@ var rowHeadings = map[string]string{
 	sectionSubscribe: "log, delivered",
 	sectionVerify:    "log",
 	sectionRebuild:   "log",
+	sectionQuery:     "query",
 }
 
 //go:embed notes/*.md

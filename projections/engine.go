@@ -64,7 +64,9 @@ type Config struct {
 	// subscription delivers.
 	BatchSize int
 	// ReadAhead is how many batches catch-up and rebuild read (and decode)
-	// at once, ahead of the one being written (default 2).
+	// at once, ahead of the one being written (default 2). It is also how
+	// many batches each projector of a rebuild of several may queue: the
+	// most the fastest gets ahead of the slowest, which paces the read.
 	ReadAhead int
 	// MaxAttempts is how many times a batch is tried before the projection
 	// is marked failed (default 5).
@@ -161,10 +163,11 @@ func validName(s string) bool {
 // transaction per batch, catches up from its checkpoint in batches, then
 // follows the log live. It also rebuilds a projection blue/green.
 //
-// An Engine is safe for concurrent use: Run, Rebuild and Status may be
-// called from different goroutines, and several Engines (in several
-// processes) may share a database; the checkpoint row's lock serialises
-// their writes, so each event is applied once whoever applies it.
+// An Engine is safe for concurrent use: Run, Rebuild, RebuildAll and
+// Status may be called from different goroutines, and several Engines (in
+// several processes) may share a database; the checkpoint row's lock
+// serialises their writes, so each event is applied once whoever applies
+// it.
 type Engine struct {
 	cfg     Config
 	runners []*runner
@@ -369,7 +372,7 @@ func (e *Engine) follow(ctx context.Context, r *runner) error {
 	}
 	if st.Version != r.p.Version() {
 		e.cfg.Logger.Info("projection version changed: rebuilding", "projection", r.p.Name(), "stored", st.Version, "version", r.p.Version())
-		if err := e.rebuild(ctx, r, nil, true); err != nil {
+		if err := e.rebuild(ctx, []*runner{r}, nil, true); err != nil {
 			return err
 		}
 		if st, err = e.prepare(ctx, r); err != nil {
@@ -377,7 +380,7 @@ func (e *Engine) follow(ctx context.Context, r *runner) error {
 		}
 	}
 	r.update(func(s *Status) { s.State, s.Position = StateCatchingUp, st.Position })
-	pos, err := e.pump(ctx, r, st.Position, target{}, nil)
+	pos, err := e.catchUp(ctx, r, st.Position)
 	if err != nil {
 		return err
 	}
@@ -483,7 +486,7 @@ func (e *Engine) Prepare(ctx context.Context, name string) error {
 	if err != nil || st.Version == r.p.Version() {
 		return err
 	}
-	return e.rebuild(ctx, r, nil, true)
+	return e.rebuild(ctx, []*runner{r}, nil, true)
 }
 
 // Handle applies events delivered by another transport (the Watermill
@@ -554,8 +557,8 @@ func (e *Engine) apply(ctx context.Context, r *runner, t target, envs []Envelope
 			return 0, err
 		}
 	}
-	if t.tables.Next() {
-		return 0, fmt.Errorf("projections: rebuild of %s: %w", r.p.Name(), err)
+	if t.tables.Next() { // the rebuild names the projection
+		return 0, fmt.Errorf("gave up after %d attempts at the batch through position %d: %w", e.cfg.MaxAttempts, end, err)
 	}
 	first := end
 	if len(envs) > 0 {
@@ -639,150 +642,4 @@ func (e *Engine) applyOnce(ctx context.Context, r *runner, t target, envs []Enve
 		return nil
 	})
 	return pos, err
-}
-
-// chunk is a batch read and decoded ahead of its transaction.
-type chunk struct {
-	envs []Envelope
-	end  uint64 // the checkpoint after the chunk
-	head uint64 // the log's head when it was read
-	last bool   // the read reached the head
-	err  error
-}
-
-// pump applies the log after position from to t in batches until it has
-// caught up with the head, reading and decoding the next batch while the
-// current one is written. It returns the position reached.
-func (e *Engine) pump(ctx context.Context, r *runner, from uint64, t target, progress func(pos, head uint64)) (uint64, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	chunks := make(chan chunk, 1)
-	go e.read(ctx, r.p.Filter(), from, chunks)
-	pos := from
-	for c := range chunks {
-		if c.err != nil {
-			var de *DecodeError
-			if errors.As(c.err, &de) && !t.tables.Next() {
-				return pos, e.fail(ctx, r, pos, c.err)
-			}
-			return pos, c.err
-		}
-		var err error
-		if pos, err = e.apply(ctx, r, t, c.envs, c.end); err != nil {
-			return pos, err
-		}
-		if progress != nil {
-			progress(pos, max(c.head, pos))
-		}
-		if t.tables.Next() {
-			r.update(func(s *Status) { s.Rebuild = &RebuildProgress{Position: pos, Head: max(c.head, pos)} })
-		}
-		if c.last {
-			return pos, nil
-		}
-	}
-	return pos, ctx.Err()
-}
-
-// read sends the log after position from in decoded batches until a read
-// comes back short (the head is reached), then closes out. Positions are
-// gap-free, so the k-th batch ahead is the positions from+k*BatchSize+1
-// onwards: ReadAhead batches are read (and decoded) at once, each on its
-// own connection, and sent in order.
-func (e *Engine) read(ctx context.Context, filter eventstore.Filter, from uint64, out chan<- chunk) {
-	defer close(out)
-	type result struct {
-		c   chunk
-		err error
-	}
-	var pending []chan result
-	next := from
-	launch := func() {
-		ch := make(chan result, 1) // a read nobody waits for any more still ends
-		after := next
-		go func() {
-			c, err := e.readChunk(ctx, filter, after)
-			ch <- result{c, err}
-		}()
-		pending = append(pending, ch)
-		next += uint64(e.cfg.BatchSize)
-	}
-	for range e.cfg.ReadAhead {
-		launch()
-	}
-	for {
-		res := <-pending[0]
-		pending = pending[1:]
-		c := res.c
-		if res.err != nil {
-			c = chunk{err: res.err}
-		}
-		select {
-		case out <- c:
-		case <-ctx.Done():
-			return
-		}
-		if c.err != nil || c.last {
-			return
-		}
-		launch()
-	}
-}
-
-// readChunk reads and decodes one batch: the next BatchSize events of the
-// log, of which it decodes those the projector reads.
-//
-// It reads the log unfiltered on purpose. A stream-prefix filter that
-// matches most of the log (facility-) is answered by the stores from their
-// stream index when the planner misjudges it (PostgreSQL did, on fresh
-// statistics: every call scanned every facility event, so a rebuild grew
-// with the square of the log); a range of positions is always an index
-// range scan, whose cost is the batch's.
-func (e *Engine) readChunk(ctx context.Context, filter eventstore.Filter, after uint64) (chunk, error) {
-	head, err := e.cfg.Store.Head(ctx)
-	if err != nil {
-		return chunk{}, err
-	}
-	events, err := e.cfg.Store.ReadAll(ctx, after, e.cfg.BatchSize, eventstore.Filter{})
-	if err != nil {
-		return chunk{}, err
-	}
-	c := chunk{end: after, last: len(events) < e.cfg.BatchSize}
-	if len(events) > 0 {
-		c.end = events[len(events)-1].Position
-	}
-	c.head = max(head.Position, c.end)
-	c.envs, err = e.decodeAll(events, filter)
-	return c, err
-}
-
-// decodeAll decodes the events that match filter, spreading a large batch
-// over a few goroutines (JSON decoding is most of a rebuild's CPU time).
-func (e *Engine) decodeAll(events []eventstore.Event, filter eventstore.Filter) ([]Envelope, error) {
-	idx := make([]int, 0, len(events))
-	for i := range events {
-		if filter.Matches(&events[i]) {
-			idx = append(idx, i)
-		}
-	}
-	envs := make([]Envelope, len(idx))
-	const parts = 4
-	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	per := (len(idx) + parts - 1) / parts
-	for p := 0; p < parts && p*per < len(idx); p++ {
-		lo, hi := p*per, min((p+1)*per, len(idx))
-		wg.Go(func() {
-			for k := lo; k < hi; k++ {
-				env, err := Decode(e.cfg.Registry, &events[idx[k]])
-				if err != nil {
-					errs[p] = err
-					return
-				}
-				envs[k] = env
-			}
-		})
-	}
-	wg.Wait()
-	return envs, errors.Join(errs...)
 }

@@ -18,19 +18,20 @@ import (
 	"github.com/payesh/payesh/projections/projectionstest"
 )
 
-// counter counts the events of every stream: an event applied twice, or a
-// batch half applied, shows in its table. Its hook, when set, runs before
-// each batch and may fail it.
+// counter counts the events of every stream (that filter selects): an
+// event applied twice, or a batch half applied, shows in its table. Its
+// hook, when set, runs before each batch and may fail it.
 type counter struct {
 	name    string
 	version int
+	filter  eventstore.Filter
 	hook    func(ctx context.Context, tx *projections.Tx, t projections.TableNames, batch []projections.Envelope) error
 }
 
 func (c *counter) Name() string              { return c.name }
 func (c *counter) Version() int              { return c.version }
 func (c *counter) Tables() []string          { return []string{c.name} }
-func (c *counter) Filter() eventstore.Filter { return eventstore.Filter{} }
+func (c *counter) Filter() eventstore.Filter { return c.filter }
 func (c *counter) Schema(d projections.Dialect, t projections.TableNames) projections.Schema {
 	extra := ""
 	if c.version > 1 {
@@ -88,6 +89,14 @@ func counts(t *testing.T, db *projections.DB, table string) map[string]int64 {
 // upTo: each stream's number of events up to it.
 func streamVersions(t *testing.T, st eventstore.Store, upTo uint64) map[string]int64 {
 	t.Helper()
+	return streamCounts(t, st, upTo, eventstore.Filter{})
+}
+
+// streamCounts is what counts must be once a counter with filter f
+// reflects position upTo: each stream's number of events up to it that f
+// selects.
+func streamCounts(t *testing.T, st eventstore.Store, upTo uint64, f eventstore.Filter) map[string]int64 {
+	t.Helper()
 	out := map[string]int64{}
 	var after uint64
 	for after < upTo {
@@ -97,7 +106,7 @@ func streamVersions(t *testing.T, st eventstore.Store, upTo uint64) map[string]i
 			break
 		}
 		for _, e := range evs {
-			if e.Position <= upTo {
+			if e.Position <= upTo && f.Matches(&e) {
 				out[e.Stream]++
 			}
 			after = e.Position

@@ -139,7 +139,7 @@ func (e *Engine) liveHandler(r *runner) message.NoPublishHandlerFunc {
 				return err
 			}
 			if head.Position > ev.Position+uint64(e.cfg.BatchSize) {
-				_, err := e.pump(ctx, r, ev.Position-1, target{}, nil)
+				_, err := e.catchUp(ctx, r, ev.Position-1)
 				return err
 			}
 		}

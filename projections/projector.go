@@ -43,8 +43,10 @@ import (
 //     not depend on how the log was cut into batches, and must be a function
 //     of the events alone (no clock, no randomness, no map order), so that a
 //     rebuild gives byte-identical tables. Apply must not commit or roll back
-//     tx, must not keep the batch after returning, and should keep memory
-//     proportional to the batch, never to the log. An error rolls the batch
+//     tx, must not change the batch (a rebuild of several projectors hands
+//     the same decoded events to each, at the same time) nor keep it after
+//     returning, and should keep memory proportional to the batch, never to
+//     the log. An error rolls the batch
 //     back; the Engine retries it and, if it keeps failing, marks the
 //     projection failed without ever skipping the batch. Apply is called
 //     from one goroutine at a time per projector.

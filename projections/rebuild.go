@@ -4,76 +4,180 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
-// Rebuild rebuilds a projection (named by projector or by one of its
-// tables) from the whole log, blue/green:
-//
-//  1. its tables are created again beside the live ones, as <table>__next,
-//     without their indexes;
-//  2. the log is replayed into them from position 0 in batches, each
-//     committed with the rebuild's own checkpoint (next_position), while
-//     the live tables go on serving queries and following the log;
-//  3. derived tables are computed (see Finisher) and the indexes built;
-//  4. in one transaction, with the live runner paused (in this process by
-//     a mutex, in others by the checkpoint row's lock), the events
-//     appended meanwhile are applied, the live tables are renamed aside
-//     (and dropped after the commit), the __next tables take their names,
-//     and the checkpoint row takes the rebuild's version and position.
-//
-// A rebuild that is interrupted (ctx cancelled, process killed) resumes
-// from its checkpoint when Rebuild is called again for the same version.
-// progress, if not nil, is called after each batch with the position
-// reached and the log's head. Rebuild blocks until the new tables are live.
+// Rebuild rebuilds one projection (named by projector or by one of its
+// tables) from the whole log, blue/green; it is RebuildAll of that one.
 func (e *Engine) Rebuild(ctx context.Context, name string, progress func(pos, head uint64)) error {
 	r, err := e.runner(name)
 	if err != nil {
 		return err
 	}
-	return e.rebuild(ctx, r, progress, false)
+	return e.rebuild(ctx, []*runner{r}, progress, false)
 }
 
-// rebuild runs a rebuild; onlyIfStale skips it when, once this caller has
-// its turn, the stored version is already the projector's (another rebuild
-// got there first).
-func (e *Engine) rebuild(ctx context.Context, r *runner, progress func(pos, head uint64), onlyIfStale bool) error {
-	r.rebuild.Lock()
-	defer r.rebuild.Unlock()
-	name := r.p.Name()
-	if err := ensureStateTable(ctx, e.cfg.DB); err != nil {
-		return err
-	}
-	gen, from, skip, err := e.startRebuild(ctx, r, onlyIfStale)
-	if err != nil || skip {
-		return err
-	}
-	e.cfg.Logger.Info("rebuild started", "projection", name, "generation", gen, "from", from)
-	r.update(func(s *Status) { s.Rebuild = &RebuildProgress{Position: from} })
-	defer r.update(func(s *Status) { s.Rebuild = nil })
-
-	err = e.replayAndSwap(ctx, r, gen, from, progress)
-	if errors.Is(err, errRebuiltElsewhere) {
-		// Another process resumed this rebuild and swapped it in first.
-		e.cfg.Logger.Info("rebuild completed by another process", "projection", name, "generation", gen)
-		err = nil
-	}
+// RebuildAll rebuilds the named projections (by projector or by one of
+// their tables; every projection when names is empty) from the whole log,
+// blue/green, reading the log once for all of them:
+//
+//  1. each projector's tables are created again beside the live ones, as
+//     <table>__next, without their indexes, and its checkpoint row records
+//     the rebuild (or an interrupted rebuild of the same version is
+//     resumed where it stopped);
+//  2. the log is read once, from the least of their checkpoints, in
+//     batches; each event is decoded once, if some projector selects it,
+//     and each batch goes to every projector, which applies it in its own
+//     goroutine and transaction, with its own checkpoint (next_position),
+//     skipping what it already has; the live tables go on serving queries
+//     and following the log meanwhile. The slowest projector paces the
+//     read: each may queue Config.ReadAhead batches;
+//  3. each projector's derived tables are computed (see Finisher) and its
+//     indexes built, the projectors side by side;
+//  4. for each projector in turn, in one transaction, with its live runner
+//     paused (in this process by a mutex, in others by the checkpoint
+//     row's lock), the events appended meanwhile are applied, the live
+//     tables are renamed aside (and dropped after the commit), the __next
+//     tables take their names, and the checkpoint row takes the rebuild's
+//     version and position.
+//
+// Projectors are rebuilt independently: one that fails (its batch kept
+// failing, or an event it selects does not decode) drops out, keeping its
+// live tables and its rebuild's checkpoint, and the others go on to their
+// swap; RebuildAll then returns an error naming each that failed. An
+// interrupted RebuildAll (ctx cancelled, process killed) resumes each
+// projector from its own checkpoint when it is called again for the same
+// versions; one that another process finished meanwhile is left as it is.
+//
+// progress, if not nil, is called, from one goroutine at a time, whenever
+// the least position the projectors still running have reached moves on,
+// with that position and the log's head. RebuildAll blocks until every
+// new table is live or its projector has failed.
+func (e *Engine) RebuildAll(ctx context.Context, names []string, progress func(pos, head uint64)) error {
+	rs, err := e.runnersNamed(names)
 	if err != nil {
 		return err
 	}
-	select { // a runner stopped by a failure may go on with the new tables
-	case r.restart <- struct{}{}:
-	default:
-	}
-	return nil
+	return e.rebuild(ctx, rs, progress, false)
 }
 
-// replayAndSwap runs a started rebuild to its end.
-func (e *Engine) replayAndSwap(ctx context.Context, r *runner, gen int64, from uint64, progress func(pos, head uint64)) error {
-	name := r.p.Name()
-	next := NextTables(gen)
-	if _, err := e.pump(ctx, r, from, target{tables: next}, progress); err != nil {
+// runnersNamed returns the runners of names (all when it is empty), each
+// once, in the Engine's order.
+func (e *Engine) runnersNamed(names []string) ([]*runner, error) {
+	if len(names) == 0 {
+		return e.runners, nil
+	}
+	want := map[*runner]bool{}
+	var errs []error
+	for _, n := range names {
+		r, err := e.runner(n)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		want[r] = true
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var rs []*runner
+	for _, r := range e.runners {
+		if want[r] {
+			rs = append(rs, r)
+		}
+	}
+	return rs, nil
+}
+
+// rebuild runs a rebuild of rs, which are in the Engine's order;
+// onlyIfStale skips each whose stored version is, once this caller has its
+// turn, already the projector's (another rebuild got there first).
+func (e *Engine) rebuild(ctx context.Context, rs []*runner, progress func(pos, head uint64), onlyIfStale bool) error {
+	// One rebuild of a projection at a time. The locks are taken in the
+	// Engine's order, so rebuilds of overlapping sets cannot deadlock.
+	for _, r := range rs {
+		r.rebuild.Lock()
+		defer r.rebuild.Unlock()
+	}
+	if err := ensureStateTable(ctx, e.cfg.DB); err != nil {
 		return err
 	}
+	var (
+		sinks []*sink
+		gens  []int64
+	)
+	for _, r := range rs {
+		gen, from, skip, err := e.startRebuild(ctx, r, onlyIfStale)
+		if err != nil {
+			return err // those started already resume next time
+		}
+		if skip {
+			continue
+		}
+		e.cfg.Logger.Info("rebuild started", "projection", r.p.Name(), "generation", gen, "from", from)
+		r.update(func(s *Status) { s.Rebuild = &RebuildProgress{Position: from} })
+		defer r.update(func(s *Status) { s.Rebuild = nil })
+		sinks = append(sinks, newSink(r, target{tables: NextTables(gen)}, from))
+		gens = append(gens, gen)
+	}
+	m := newMeter(sinks, progress)
+	e.pump(ctx, sinks, m)
+
+	// Derived tables and indexes side by side; the swaps one at a time,
+	// since each holds a connection while it reads the log's tail on
+	// another: together they could take the whole pool and wait for it.
+	errs := make([]error, len(sinks))
+	var (
+		wg     sync.WaitGroup
+		swapMu sync.Mutex
+	)
+	for i, s := range sinks {
+		if s.err != nil {
+			errs[i] = s.err
+			continue
+		}
+		wg.Go(func() {
+			errs[i] = e.finishAndSwap(ctx, s.r, gens[i], &swapMu, func(pos, head uint64) { m.set(i, pos, head) })
+		})
+	}
+	wg.Wait()
+
+	var (
+		failed      []error
+		interrupted error
+	)
+	for i, s := range sinks {
+		name, err := s.r.p.Name(), errs[i]
+		if errors.Is(err, errRebuiltElsewhere) {
+			// Another process resumed this rebuild and swapped it in first.
+			e.cfg.Logger.Info("rebuild completed by another process", "projection", name, "generation", gens[i])
+			err = nil
+		}
+		if err == nil {
+			select { // a runner stopped by a failure may go on with the new tables
+			case s.r.restart <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+			interrupted = cerr // reported once, below
+			continue
+		}
+		failed = append(failed, fmt.Errorf("projections: rebuild of %s: %w", name, err))
+	}
+	if interrupted != nil {
+		failed = append(failed, fmt.Errorf("projections: rebuild interrupted (it resumes where it stopped): %w", interrupted))
+	}
+	return errors.Join(failed...)
+}
+
+// finishAndSwap runs a rebuild whose replay reached the head to its end:
+// derived tables, indexes, then the swap, holding swapMu.
+func (e *Engine) finishAndSwap(ctx context.Context, r *runner, gen int64, swapMu *sync.Mutex, progress func(pos, head uint64)) error {
+	name := r.p.Name()
+	next := NextTables(gen)
+	e.cfg.Logger.Debug("rebuild replayed: computing derived tables and indexes", "projection", name, "generation", gen)
 	if err := e.inTx(ctx, func(tx *Tx) error {
 		st, ok, err := loadState(ctx, tx.tx, tx.d, name, true)
 		if err != nil {
@@ -90,14 +194,17 @@ func (e *Engine) replayAndSwap(ctx context.Context, r *runner, gen int64, from u
 		}
 		for _, q := range r.p.Schema(tx.d, next).Indexes {
 			if _, err := tx.Exec(ctx, q); err != nil {
-				return fmt.Errorf("projections: %s index: %w", name, err)
+				return fmt.Errorf("index: %w", err)
 			}
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
+	e.cfg.Logger.Debug("rebuild indexed: swapping in", "projection", name, "generation", gen)
+	swapMu.Lock()
 	pos, err := e.swap(ctx, r, gen, progress)
+	swapMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -113,7 +220,7 @@ func (e *Engine) replayAndSwap(ctx context.Context, r *runner, gen int64, from u
 func (e *Engine) finish(ctx context.Context, tx *Tx, p Projector, next TableNames) error {
 	if f, ok := p.(Finisher); ok {
 		if err := f.Finish(ctx, tx, next); err != nil {
-			return fmt.Errorf("projections: %s finish: %w", p.Name(), err)
+			return fmt.Errorf("finish: %w", err)
 		}
 	}
 	_, err := tx.Exec(ctx, `UPDATE `+stateTable+` SET next_finished = 1 WHERE name = ?`, p.Name())
@@ -228,12 +335,16 @@ func (e *Engine) swap(ctx context.Context, r *runner, gen int64, progress func(p
 		// on, so reading to the head now reaches at least their position.
 		pos = st.NextPosition
 		for {
-			c, err := e.readChunk(ctx, p.Filter(), pos)
+			c, err := e.readChunk(ctx, filters{p.Filter()}, pos)
 			if err != nil {
 				return err
 			}
-			if len(c.envs) > 0 {
-				if err := p.Apply(ctx, tx, next, c.envs); err != nil {
+			envs, err := c.envsFor(0, pos)
+			if err != nil {
+				return err
+			}
+			if len(envs) > 0 {
+				if err := p.Apply(ctx, tx, next, envs); err != nil {
 					return err
 				}
 			}
@@ -274,7 +385,7 @@ func (e *Engine) swap(ctx context.Context, r *runner, gen int64, progress func(p
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("projections: swap in the rebuild of %s: %w", p.Name(), err)
+		return 0, fmt.Errorf("swap: %w", err)
 	}
 	e.dropOld(ctx, p)
 	return pos, nil

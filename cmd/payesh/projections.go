@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,7 +31,9 @@ rebuild  rebuilds the named projections (all when none is named; a read
          model's table names its projection too) from the whole log,
          blue/green: the new tables are built beside the live ones and
          swapped in when caught up, so queries and a running payeshd keep
-         working meanwhile. An interrupted rebuild resumes where it stopped.`
+         working meanwhile. The log is read once for all of them, which
+         are applied side by side. An interrupted rebuild resumes where it
+         stopped; one read model that fails does not stop the others.`
 
 func runProjections(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -76,34 +79,75 @@ func runProjections(ctx context.Context, args []string, stdout, stderr io.Writer
 	if sub == "status" {
 		return projectionStatus(ctx, store.Head, projections.NewReader(db, readModels()...), stdout)
 	}
+	return rebuildProjections(ctx, store.Head, engine, projections.NewReader(db, readModels()...), fs.Args(), stdout, stderr)
+}
 
-	names := fs.Args()
-	if len(names) == 0 {
-		for _, p := range readModels() {
-			names = append(names, p.Name())
+// rebuildProjections rebuilds the named read models (all when names is
+// empty) in one Engine.RebuildAll, which reads the log once for all of
+// them, under one progress bar, and says which were swapped in.
+func rebuildProjections(ctx context.Context, head func(context.Context) (eventstore.Head, error), engine *projections.Engine,
+	r *projections.Reader, names []string, stdout, stderr io.Writer) error {
+	var chosen []string // projector names, in the order of readModels
+	for _, p := range readModels() {
+		for _, n := range append([]string{p.Name()}, p.Tables()...) {
+			if len(names) == 0 || slices.Contains(names, n) {
+				chosen = append(chosen, p.Name())
+				break
+			}
 		}
 	}
-	for _, name := range names {
-		head, err := store.Head(ctx)
-		if err != nil {
-			return err
+	generations := func() (map[string]int64, error) {
+		states, err := r.States(ctx)
+		out := map[string]int64{}
+		for _, s := range states {
+			if s.NextGeneration == 0 {
+				out[s.Name] = s.Generation
+			}
 		}
-		bar := progress.New(stderr, "rebuild "+name, "events", head.Position)
-		start := time.Now()
-		err = engine.Rebuild(ctx, name, func(pos, head uint64) {
-			bar.SetTotal(head)
-			bar.Set(pos)
-		})
-		bar.Finish()
-		if err != nil {
-			return fmt.Errorf("rebuild %s: %w", name, err)
-		}
-		pos, err := projections.NewReader(db, readModels()...).Position(ctx, name)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: rebuilt and swapped in at position %d in %s\n", name, pos, time.Since(start).Round(time.Millisecond))
+		return out, err
 	}
+	before, err := generations()
+	if err != nil {
+		return err
+	}
+	h, err := head(ctx)
+	if err != nil {
+		return err
+	}
+	bar := progress.New(stderr, "rebuild "+strings.Join(chosen, ", "), "events", h.Position)
+	start := time.Now()
+	err = engine.RebuildAll(ctx, names, func(pos, head uint64) {
+		bar.SetTotal(head)
+		bar.Set(pos)
+	})
+	bar.Finish()
+	if errors.Is(err, projections.ErrUnknownProjection) {
+		return err // nothing was started
+	}
+	// Some may be swapped in even if others failed: say which.
+	after, gerr := generations()
+	if gerr != nil {
+		return errors.Join(err, gerr)
+	}
+	swapped := 0
+	for _, name := range chosen {
+		if g, ok := after[name]; ok && g > before[name] {
+			pos, perr := r.Position(ctx, name)
+			if perr != nil {
+				return errors.Join(err, perr)
+			}
+			fmt.Fprintf(stdout, "%s: rebuilt and swapped in at position %d\n", name, pos)
+			swapped++
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	models := "read models"
+	if swapped == 1 {
+		models = "read model"
+	}
+	fmt.Fprintf(stdout, "%d %s rebuilt in %s, reading the log once\n", swapped, models, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

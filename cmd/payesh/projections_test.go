@@ -7,6 +7,7 @@ import (
 	neturl "net/url"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,17 +66,24 @@ func TestProjectionsRebuildAndStatus(t *testing.T) {
 
 			code, out, errOut = payesh(t, "projections", "rebuild", "--store", url)
 			require.Equal(t, 0, code, errOut)
-			require.Contains(t, out, fmt.Sprintf("facilities: rebuilt and swapped in at position %d", head))
-			require.Contains(t, errOut, "rebuild facilities: ")
-			require.Contains(t, errOut, "done in")
+			for _, p := range readModels() {
+				require.Contains(t, out, fmt.Sprintf("%s: rebuilt and swapped in at position %d", p.Name(), head))
+			}
+			require.Contains(t, out, fmt.Sprintf("%d read models rebuilt in ", len(readModels())))
+			// One progress bar for all: the log is read once.
+			require.Regexp(t, `rebuild facilities(, [a-z_]+)+: \d+/\d+ events`, errOut)
+			require.Equal(t, 1, strings.Count(errOut, "done in"), errOut)
 
 			code, out, errOut = payesh(t, "projections", "status", "--store", url)
 			require.Equal(t, 0, code, errOut)
 			require.Regexp(t, regexp.MustCompile(`facilities\s+\S+\s+1\s+`+fmt.Sprint(head)+`\s+0\s+running`), out)
 
 			// By a read model's name, a second time.
-			code, _, errOut = payesh(t, "projections", "rebuild", "--store", url, "job_counts")
+			code, out, errOut = payesh(t, "projections", "rebuild", "--store", url, "job_counts")
 			require.Equal(t, 0, code, errOut)
+			require.Contains(t, errOut, "rebuild facilities: ")
+			require.Contains(t, out, fmt.Sprintf("facilities: rebuilt and swapped in at position %d", head))
+			require.Contains(t, out, "1 read model rebuilt in ")
 
 			code, _, errOut = payesh(t, "projections", "rebuild", "--store", url, "nope")
 			require.Equal(t, 2, code)
