@@ -206,3 +206,28 @@ func TestLinesJudgeMemoryAndShowLatency(t *testing.T) {
 		require.Contains(t, md, want)
 	}
 }
+
+// A later run of some benchmarks replaces their results in a report and
+// is recorded in it; the others stay; the order is the harness's.
+func TestMergeReplacesTheRunBenchmarksOnly(t *testing.T) {
+	all := Scenarios()
+	first, second, third := all[0], all[1], all[2]
+	side := func(label string) SideResult { return SideResult{Label: label} }
+	t0 := time.Date(2026, 11, 21, 22, 0, 0, 0, time.UTC)
+	rep := Report{Command: "payesh bench", Started: t0, Duration: time.Hour, Sizes: FullSizes(), Results: []Result{
+		{Scenario: first, Payesh: side("old-1")}, {Scenario: second, Payesh: side("old-2")},
+	}}
+	rep.Merge(Report{Command: "payesh bench --scenario x --merge", Started: t0.Add(3 * time.Hour), Duration: time.Minute,
+		Results: []Result{{Scenario: third, Payesh: side("new-3")}, {Scenario: first, Payesh: side("new-1")}}})
+	require.Len(t, rep.Results, 3)
+	require.Equal(t, []string{"new-1", "old-2", "new-3"}, []string{rep.Results[0].Payesh.Label, rep.Results[1].Payesh.Label, rep.Results[2].Payesh.Label})
+	require.Equal(t, []MergedRun{{Command: "payesh bench --scenario x --merge", Started: t0.Add(3 * time.Hour), Duration: time.Minute,
+		Scenarios: []string{third.Name, first.Name}}}, rep.Merged)
+
+	var buf bytes.Buffer
+	require.NoError(t, WriteMarkdown(&buf, rep))
+	require.Contains(t, buf.String(), "| then | `payesh bench --scenario x --merge`, 2026-11-22 01:00 UTC, took 1m0s: its results replace the first run's for "+third.Name+", "+first.Name+" |")
+	back, err := ParseReport(buf.Bytes())
+	require.NoError(t, err)
+	require.Equal(t, rep.Merged, back.Merged)
+}

@@ -118,6 +118,38 @@ type Report struct {
 	PG       string // server URL, redacted when written
 	Sizes    Sizes
 	Results  []Result
+	// Merged lists later runs of some benchmarks whose results replaced
+	// this run's (payesh bench --merge), oldest first.
+	Merged []MergedRun
+}
+
+// MergedRun is a run of some benchmarks merged into an earlier report.
+type MergedRun struct {
+	Command   string
+	Started   time.Time
+	Duration  time.Duration
+	Scenarios []string
+}
+
+// Merge replaces rep's results of the benchmarks in later (or adds them),
+// keeping the harness's order, and records the later run.
+func (rep *Report) Merge(later Report) {
+	names := make([]string, 0, len(later.Results))
+	byName := map[string]Result{}
+	for _, r := range rep.Results {
+		byName[r.Scenario.Name] = r
+	}
+	for _, r := range later.Results {
+		byName[r.Scenario.Name] = r
+		names = append(names, r.Scenario.Name)
+	}
+	rep.Results = rep.Results[:0]
+	for _, sc := range Scenarios() {
+		if r, ok := byName[sc.Name]; ok {
+			rep.Results = append(rep.Results, r)
+		}
+	}
+	rep.Merged = append(rep.Merged, MergedRun{Command: later.Command, Started: later.Started, Duration: later.Duration, Scenarios: names})
 }
 
 // WriteMarkdown writes the report as docs/BENCHMARKS.md has it.
@@ -134,6 +166,10 @@ func WriteMarkdown(w io.Writer, rep Report) error {
 	p("| | |\n| --- | --- |\n")
 	p("| command | `%s` |\n", rep.Command)
 	p("| date | %s UTC, the whole run took %s |\n", rep.Started.UTC().Format("2006-01-02 15:04"), rep.Duration.Round(time.Second))
+	for _, m := range rep.Merged {
+		p("| then | `%s`, %s UTC, took %s: its results replace the first run's for %s |\n",
+			m.Command, m.Started.UTC().Format("2006-01-02 15:04"), m.Duration.Round(time.Second), strings.Join(m.Scenarios, ", "))
+	}
 	mach := fmt.Sprintf("%d CPUs", rep.Machine.CPUs)
 	if rep.Machine.CPUModel != "" {
 		mach += " (" + rep.Machine.CPUModel + ")"
@@ -247,6 +283,7 @@ type savedReport struct {
 	PG       string
 	Sizes    Sizes
 	Results  []savedResult
+	Merged   []MergedRun `json:",omitempty"`
 }
 
 type savedResult struct {
@@ -255,7 +292,7 @@ type savedResult struct {
 }
 
 func saved(rep Report) savedReport {
-	s := savedReport{Command: rep.Command, Started: rep.Started, Duration: rep.Duration, Machine: rep.Machine, PG: redact(rep.PG), Sizes: rep.Sizes}
+	s := savedReport{Command: rep.Command, Started: rep.Started, Duration: rep.Duration, Machine: rep.Machine, PG: redact(rep.PG), Sizes: rep.Sizes, Merged: rep.Merged}
 	for _, r := range rep.Results {
 		s.Results = append(s.Results, savedResult{Scenario: r.Scenario.Name, Payesh: r.Payesh, Baseline: r.Baseline})
 	}
@@ -273,7 +310,7 @@ func ParseReport(markdown []byte) (Report, error) {
 	if err := json.Unmarshal([]byte(data), &s); err != nil {
 		return Report{}, fmt.Errorf("bench: the report's measurements: %w", err)
 	}
-	rep := Report{Command: s.Command, Started: s.Started, Duration: s.Duration, Machine: s.Machine, PG: s.PG, Sizes: s.Sizes}
+	rep := Report{Command: s.Command, Started: s.Started, Duration: s.Duration, Machine: s.Machine, PG: s.PG, Sizes: s.Sizes, Merged: s.Merged}
 	for _, r := range s.Results {
 		found, err := Find(r.Scenario)
 		if err != nil {

@@ -42,6 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	work := fs.String("work", "", "directory for SQLite files (default: a new temporary directory)")
 	runID := fs.String("run-id", "", "names this run's PostgreSQL schemas (default: random)")
 	peerCap := fs.Duration("peer-cap", 0, "time cap for each watermill-sql consumption (default 3m, quick 20s)")
+	merge := fs.Bool("merge", false, "merge this run's results into the report at --out (default docs/BENCHMARKS.md), replacing its results of the benchmarks run and keeping the others")
 	rerender := fs.Bool("rerender", false, "rewrite the report (--out, default docs/BENCHMARKS.md) from the measurements it holds, with the current prose, without measuring")
 	profiles := fs.String("cpuprofile", "", "write a CPU profile of each side's process to this directory (SCENARIO-SIDE.pprof)")
 	if err := fs.Parse(args); err != nil {
@@ -120,8 +121,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}()
 
 	report := *out
-	if report == "" && *scenario == "all" && !*quick && !*asJSON {
+	if report == "" && ((*scenario == "all" && !*quick && !*asJSON) || *merge) {
 		report = filepath.Join("docs", "BENCHMARKS.md")
+	}
+	var base *bench.Report
+	if *merge {
+		if *quick {
+			return &exitError{code: 2, err: errors.New("--merge takes full-size runs only: quick figures would replace real ones")}
+		}
+		old, err := os.ReadFile(report)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--merge: %w", err)}
+		}
+		rep, err := bench.ParseReport(old)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--merge: %w", err)}
+		}
+		base = &rep
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -184,6 +200,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			Results:  results,
 		}
 		rep.Command = strings.TrimSpace(rep.Command)
+		if base != nil {
+			base.Merge(rep)
+			rep = *base
+		}
 		var buf bytes.Buffer
 		if err := bench.WriteMarkdown(&buf, rep); err != nil {
 			return err
