@@ -85,12 +85,18 @@ type Server struct {
 
 	requestLatency *prometheus.HistogramVec
 	appendLatency  prometheus.Histogram
+
+	travel *timeTravel // reports as of a past moment (asof.go); nil without a store
+
+	verifications *verifications // background verifications of the log (audit_verify.go)
 }
 
 // New builds the server's routes.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, policy: auth.DefaultPolicy(), mux: http.NewServeMux(), metrics: prometheus.NewRegistry()}
+	s.travel = newTimeTravel(s)
+	s.verifications = newVerifications(cfg.Store, cfg.Logger)
 	s.requestLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "payesh_http_request_duration_seconds",
 		Help:    "Time to answer an HTTP request, by method, route pattern and status code.",

@@ -48,6 +48,7 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 		go func() { defer close(done); _ = engine.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
 
+		verification := e.startVerification(asAuditor, map[string]any{})
 		asOtherFirm := auth.Principal{Subject: "markazi-firm", Role: auth.RoleInspector, Scope: auth.Scope{Kind: auth.ScopeFirm, ID: "markazi-field-monitoring"}}
 		principals := []auth.Principal{asMinistry, asAuditor, asAdmin, asProvince, asOtherProvince,
 			asAgency, asOtherAgency, asBank, asOtherBank, asInspector, asOtherFirm}
@@ -59,6 +60,8 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 		body := func(pattern string, p auth.Principal) (any, auth.Resource) {
 			n := next()
 			switch {
+			case pattern == "/v1/audit/verifications":
+				return map[string]any{}, auth.Resource{}
 			case pattern == "/v1/facilities":
 				reg := cmdRegistration(fmt.Sprintf("f-m-%d", n), n)
 				res := auth.Resource{Province: "IR-23"}
@@ -99,6 +102,8 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 					"amount_rials": 1, "legal_basis": "b", "decision_ref": "d"}, auth.Resource{}
 			case strings.HasSuffix(pattern, "/allocation-corrections"):
 				return map[string]any{"corrects_event_id": alloc.EventIDs[0], "amount_rials": 999_000_000, "jobs_target": 100, "reason": "r"}, auth.Resource{}
+			case strings.HasSuffix(pattern, "/erasure"):
+				return map[string]any{"reason": "erasure request"}, auth.Resource{}
 			case strings.HasSuffix(pattern, "/names"):
 				return map[string]any{"name_en": "n", "name_fa": "ن", "valid_from": "1403/01/01"}, auth.Resource{}
 			case strings.HasPrefix(pattern, "/v1/reference/"):
@@ -115,7 +120,7 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 			return nil, auth.Resource{}
 		}
 		vars := strings.NewReplacer("{fiscal_year}", "1403", "{program}", "home-business", "{id}", fid,
-			"{facility_id}", fid, "{deviation_id}", "dv-m", "{ref_id}", "melli")
+			"{facility_id}", fid, "{deviation_id}", "dv-m", "{ref_id}", "melli", "{ref}", strings.Repeat("0", 64))
 		// inScope: whether a scoped principal's scope covers the facility.
 		inScope := func(p auth.Principal) bool {
 			switch p.Scope.Kind {
@@ -132,6 +137,9 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 		cells := 0
 		for _, rt := range e.srv.routes() {
 			path := vars.Replace(rt.Pattern)
+			if rt.Pattern == "/v1/audit/verifications/{id}" {
+				path = verificationsPath + "/" + verification.ID // a run this server knows
+			}
 			for _, p := range principals {
 				cells++
 				where := fmt.Sprintf("%s %s as %s", rt.Method, rt.Pattern, p)

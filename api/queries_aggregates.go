@@ -228,7 +228,7 @@ func (q *queries) jobCountsRoute() route {
 				"grouped by the dimensions in group_by (none: one total). Each group counts the facilities that reached each step " +
 				"(registered, reviewed, referred, approved, disbursed, inspected, confirmed), the rials approved and paid and the jobs " +
 				"promised, reported and verified. Sorted by the dimensions (default) or by a figure, largest first (order reverses), " +
-				"and paged by cursor." + queryDescription + csvDescription,
+				"and paged by cursor." + queryDescription + csvDescription + asOfDescription,
 			Tags: []string{"job counts"},
 			Params: append([]paramDoc{
 				qpFiscalYear, qpProvince, qpCounty, qpAgency, qpProgram, qpBank,
@@ -237,7 +237,7 @@ func (q *queries) jobCountsRoute() route {
 				qpEnum("sort", "dims (default) or a figure.", jobCountSorts...),
 				qpEnum("order", "asc or desc; default asc for dims, desc for a figure.", "asc", "desc"),
 				qpLimit, qpCursor,
-			}, qpWait()...),
+			}, append(qpAsOf(), qpWait()...)...),
 			Responses: map[int]string{http.StatusOK: "JobCountPage", http.StatusNotAcceptable: "Problem"},
 			CSV:       true,
 		},
@@ -270,9 +270,13 @@ func (q *queries) jobCounts(w http.ResponseWriter, r *http.Request, pr auth.Prin
 	sort, order := p.aggOrder(jobCountSorts)
 	limit := p.limit()
 	wt := p.wait(q.s.cfg.MaxWait)
+	at := p.asOf()
 	sc, scopeErr := q.scope(pr, auth.ActionReadJobCounts, scoped{province: f.Province, agency: f.Agency, bank: f.Bank})
 	f.Province, f.Agency, f.Bank = sc.province, sc.agency, sc.bank
-	fp := fingerprint("job-counts", f, groupBy, sort, order)
+	if err := q.resolveAsOf(r.Context(), &at); err != nil {
+		return err
+	}
+	fp := fingerprint(append([]any{"job-counts", f, groupBy, sort, order}, at.parts()...)...)
 	after := p.aggCursor(fp, len(groupBy))
 	if err := p.check(); err != nil {
 		return err
@@ -285,14 +289,16 @@ func (q *queries) jobCounts(w http.ResponseWriter, r *http.Request, pr auth.Prin
 		return err
 	}
 	ctx := r.Context()
-	if err := q.await(ctx, w, wt, facilities.Name); err != nil {
+	rd, release, err := q.facilitiesAsOf(ctx, w, r, wt, at)
+	if err != nil {
 		return err
 	}
+	defer release()
 	dims := make([]facilities.Dim, len(groupBy))
 	for i, d := range groupBy {
 		dims[i] = facilities.Dim(d)
 	}
-	res, err := q.facilities.JobCounts(ctx, f, dims...)
+	res, err := rd.JobCounts(ctx, f, dims...)
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func (q *queries) quotaAccountsRoute() route {
 				"from the quota balances read model: the ledger's figures (allocated, transferred in and out, charged, released, free), " +
 				"what the loans charged to it have become (facilities, paid, jobs verified), unmet demand, and absorption, payment and " +
 				"realisation rates. Filtered (ANDed with the caller's scope: a province office its province, an agency its own; banks and " +
-				"inspection firms read no quotas), sorted and paged by cursor." + queryDescription + csvDescription,
+				"inspection firms read no quotas), sorted and paged by cursor." + queryDescription + csvDescription + asOfDescription,
 			Tags: []string{"quotas"},
 			Params: append([]paramDoc{
 				qpFiscalYear, qpProgram, qpAgency, qpProvince,
@@ -95,7 +95,7 @@ func (q *queries) quotaAccountsRoute() route {
 				qpEnum("sort", "account (default: by key), free, allocated (largest first), absorption, payment_rate, realisation "+
 					"(lowest first), first_allocated (longest allocated first).", quotaSorts...),
 				qpLimit, qpCursor,
-			}, qpWait()...),
+			}, append(qpAsOf(), qpWait()...)...),
 			Responses: map[int]string{http.StatusOK: "QuotaAccountPage", http.StatusNotAcceptable: "Problem"},
 			CSV:       true,
 		},
@@ -112,9 +112,13 @@ func (q *queries) quotaAccounts(w http.ResponseWriter, r *http.Request, pr auth.
 	sort := quotas.Sort(p.choice("sort", string(quotas.SortAccount), quotaSorts...))
 	limit := p.limit()
 	wt := p.wait(q.s.cfg.MaxWait)
+	at := p.asOf()
 	sc, scopeErr := q.scope(pr, auth.ActionReadQuotas, scoped{province: f.Province, agency: f.Agency})
 	f.Province, f.Agency = sc.province, sc.agency
-	fp := fingerprint("quota-accounts", f, sort)
+	if err := q.resolveAsOf(r.Context(), &at); err != nil {
+		return err
+	}
+	fp := fingerprint(append([]any{"quota-accounts", f, sort}, at.parts()...)...)
 	after := p.cursor(fp)
 	if err := p.check(); err != nil {
 		return err
@@ -127,14 +131,16 @@ func (q *queries) quotaAccounts(w http.ResponseWriter, r *http.Request, pr auth.
 		return err
 	}
 	ctx := r.Context()
-	if err := q.await(ctx, w, wt, quotas.Name); err != nil {
+	rd, release, err := q.quotasAsOf(ctx, w, r, wt, at)
+	if err != nil {
 		return err
 	}
+	defer release()
 	if out == asCSV {
 		limit = maxLimit
 	}
 	fetch := func(after string) (quotas.AccountPage, error) {
-		res, err := q.quotas.Accounts(ctx, f, quotas.Page{After: after, Limit: limit, Sort: sort})
+		res, err := rd.Accounts(ctx, f, quotas.Page{After: after, Limit: limit, Sort: sort})
 		return res, innerCursorError(err)
 	}
 	res, err := fetch(after)
@@ -175,9 +181,10 @@ func (q *queries) quotaTotalsRoute() route {
 			Summary: "Quota totals per ledger",
 			Description: "The accounts of each quota ledger (fiscal year and programme) summed, with conservation made visible " +
 				"(conserved: allocated equals free plus open charges). Totals are over whole ledgers, so they are read by national " +
-				"roles only (ministry, auditors, administrators); scoped roles read their accounts at /v1/quotas/accounts." + queryDescription,
+				"roles only (ministry, auditors, administrators); scoped roles read their accounts at /v1/quotas/accounts." + queryDescription +
+				asOfDescription,
 			Tags:      []string{"quotas"},
-			Params:    append([]paramDoc{qpFiscalYear, qpProgram}, qpWait()...),
+			Params:    append([]paramDoc{qpFiscalYear, qpProgram}, append(qpAsOf(), qpWait()...)...),
 			Responses: map[int]string{http.StatusOK: "QuotaTotals", http.StatusNotAcceptable: "Problem"},
 		},
 	}
@@ -198,6 +205,7 @@ func (q *queries) quotaTotals(w http.ResponseWriter, r *http.Request, pr auth.Pr
 	p := newParams(r)
 	f := quotas.Filter{FiscalYear: p.fiscalYear(), Program: p.id("program")}
 	wt := p.wait(q.s.cfg.MaxWait)
+	at := p.asOf()
 	if err := p.check(); err != nil {
 		return err
 	}
@@ -205,10 +213,15 @@ func (q *queries) quotaTotals(w http.ResponseWriter, r *http.Request, pr auth.Pr
 		return err
 	}
 	ctx := r.Context()
-	if err := q.await(ctx, w, wt, quotas.Name); err != nil {
+	if err := q.resolveAsOf(ctx, &at); err != nil {
 		return err
 	}
-	res, err := q.quotas.Totals(ctx, f)
+	rd, release, err := q.quotasAsOf(ctx, w, r, wt, at)
+	if err != nil {
+		return err
+	}
+	defer release()
+	res, err := rd.Totals(ctx, f)
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,8 @@ func (s *Server) routes() []route {
 	var rs []route
 	rs = append(rs, s.commandRoutes()...)
 	rs = append(rs, s.queryRoutes()...)
+	rs = append(rs, s.erasureRoutes()...)
+	rs = append(rs, s.verificationRoutes()...)
 	return rs
 }
 

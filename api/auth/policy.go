@@ -35,6 +35,7 @@ const (
 	ActionCorrectTranche       Action = "facility.correct_tranche"      // amount_rials of a tranche
 	ActionCloseFacility        Action = "facility.close"
 	ActionManageReference      Action = "reference.manage" // every reference.Command
+	ActionEraseApplicant       Action = "applicant.erase"  // destroy an applicant's data key (crypto-shredding)
 )
 
 // The read actions. A read of one resource is checked with Authorize; a
@@ -104,10 +105,13 @@ const (
 //   - audit cases are opened and documented by the ministry and auditors
 //     nationally and by a province office in its province, and resolved by
 //     the ministry or the province office, never by auditors;
-//   - the admin manages reference data and writes nothing else;
+//   - the admin manages reference data and erases applicants' personal
+//     data on request, and writes nothing else;
 //   - ministry, auditor and admin read everything; scoped roles read their
-//     scope; everyone reads reference data; only national roles verify the
-//     whole log.
+//     scope; everyone reads reference data; only auditors and the admin
+//     verify the whole log: checking the log is the auditors' independent
+//     work (the ministry's own decisions are in it), and each run reads all
+//     of it.
 func policyTable() map[Action][7]Reach {
 	return map[Action][7]Reach{
 		//                           MIN  PRV  AGN  BNK  INS  AUD  ADM
@@ -130,6 +134,7 @@ func policyTable() map[Action][7]Reach {
 		ActionCorrectTranche:       {___, ___, ___, own, ___, ___, ___},
 		ActionCloseFacility:        {___, ___, own, ___, ___, ___, ___},
 		ActionManageReference:      {___, ___, ___, ___, ___, ___, all},
+		ActionEraseApplicant:       {___, ___, ___, ___, ___, ___, all},
 		ActionReadFacilities:       {all, own, own, own, all, all, all},
 		ActionReadJobCounts:        {all, own, own, own, ___, all, all},
 		ActionReadQuotas:           {all, own, own, ___, ___, all, all},
@@ -138,7 +143,7 @@ func policyTable() map[Action][7]Reach {
 		ActionReadDeviations:       {all, own, own, own, ___, all, all},
 		ActionReadReference:        {all, all, all, all, all, all, all},
 		ActionReadEvents:           {all, own, own, own, ___, all, all},
-		ActionVerifyLog:            {all, ___, ___, ___, ___, all, all},
+		ActionVerifyLog:            {___, ___, ___, ___, ___, all, all},
 	}
 }
 
@@ -182,6 +187,8 @@ func actionNames(a Action) (en, fa string) {
 		return "correct tranche amounts", "اصلاح مبلغ قسط"
 	case ActionCloseFacility:
 		return "close facilities", "بستن پرونده طرح"
+	case ActionEraseApplicant:
+		return "erase applicants' personal data", "پاک کردن دادهٔ شخصی متقاضی"
 	case ActionManageReference:
 		return "manage reference data", "مدیریت داده‌های پایه"
 	case ActionReadFacilities:

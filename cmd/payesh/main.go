@@ -1,6 +1,10 @@
 // Command payesh is Payesh's command-line tool for operators and auditors.
 //
 //	payesh verify --store URL     check the whole log's hash chain
+//	payesh checkpoint --key FILE  sign the head; verify --checkpoint checks it later
+//	payesh export --out FILE      write the log as NDJSON; import loads it
+//	payesh replay --report NAME   recompute a read model from the log as of a point
+//	payesh erase-applicant --ref REF --reason TEXT   erase an applicant's personal data
 //
 // Exit status: 0 on success, 1 when a check fails (for verify: the log was
 // tampered with), 2 on a usage or connection error.
@@ -27,11 +31,16 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"verify":      {"check every hash link and stream version in the log", runVerify},
-		"seed":        {"generate a deterministic, calibrated national history", runSeed},
-		"bench":       {"run the benchmarks beside their baselines and write docs/BENCHMARKS.md", runBench},
-		"projections": {"rebuild read models (blue/green) and show their positions", runProjections},
-		"token":       {"make signing keys, mint and inspect API tokens, make API keys", runToken},
+		"verify":          {"check every hash link and stream version in the log", runVerify},
+		"seed":            {"generate a deterministic, calibrated national history", runSeed},
+		"bench":           {"run the benchmarks beside their baselines and write docs/BENCHMARKS.md", runBench},
+		"projections":     {"rebuild read models (blue/green) and show their positions", runProjections},
+		"token":           {"make signing keys, mint and inspect API tokens, make API keys", runToken},
+		"checkpoint":      {"sign the log's head (Ed25519) into a file kept outside the database", runCheckpoint},
+		"export":          {"write the log (or a filtered part) as NDJSON with every envelope and hash", runExport},
+		"import":          {"load a complete export into an empty store, checking every line", runImport},
+		"replay":          {"recompute a read model from the log alone, as of a position or time, and write a report", runReplay},
+		"erase-applicant": {"destroy an applicant's data key (crypto-shredding) and record the erasure", runErase},
 	}
 }
 

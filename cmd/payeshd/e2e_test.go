@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/payesh/payesh/api/auth"
+	"github.com/payesh/payesh/cmd/internal/backend"
+	"github.com/payesh/payesh/domain/applicant"
 	"github.com/payesh/payesh/domain/nationalid"
 	"github.com/payesh/payesh/internal/pgtest"
 )
@@ -297,6 +299,15 @@ func walk(t *testing.T, c *client) {
 	a = c.do(auth.RoleMinistry, post, "/v1/reference/banks", nil, nil, map[string]any{"id": "x", "name_en": "x", "name_fa": "x", "valid_from": "1403/01/01"})
 	require.Equal(t, http.StatusForbidden, a.Status)
 
+	// An applicant's personal data, erased by the administrator, named by
+	// the ref the server's pseudonymisation key gives the national ID.
+	pseudonymKey, _, err := backend.PseudonymKey("")
+	require.NoError(t, err)
+	erased := map[string]string{"ref": applicant.RefOf(pseudonymKey, nationalid.Generate(3))}
+	c.ok(auth.RoleAdmin, post, "/v1/admin/applicants/{ref}/erasure", erased, nil, map[string]any{"reason": "erasure request e2e-1"})
+	a = c.do(auth.RoleAuditor, post, "/v1/admin/applicants/{ref}/erasure", erased, nil, map[string]any{"reason": "x"})
+	require.Equal(t, http.StatusForbidden, a.Status)
+
 	// Reads, as of the last write.
 	at := url.Values{"min_position": {strconv.FormatUint(c.last, 10)}}
 	with := func(extra url.Values) url.Values {
@@ -331,12 +342,29 @@ func walk(t *testing.T, c *client) {
 	accts := c.ok(auth.RoleMinistry, get, "/v1/quotas/accounts", nil, with(url.Values{"fiscal_year": {fy}}), nil).json(t)
 	require.Len(t, accts["items"], 2)
 	c.ok(auth.RoleMinistry, get, "/v1/quotas/totals", nil, at, nil)
+	// Reports as they stood, recomputed from the log.
+	past := url.Values{"as_of_position": {strconv.FormatUint(afterRegistration, 10)}}
+	c.ok(auth.RoleAuditor, get, "/v1/job-counts", nil, past, nil)
+	c.ok(auth.RoleAuditor, get, "/v1/quotas/totals", nil, url.Values{"as_of": {"1403/06/01"}}, nil)
 	c.ok(auth.RoleBank, get, "/v1/banks/performance", nil, at, nil)
 	c.ok(auth.RoleInspector, get, "/v1/inspections/stats", nil, at, nil)
 	devs := c.ok(auth.RoleAuditor, get, "/v1/deviations", nil, at, nil).json(t)
 	require.Len(t, devs["items"], 1)
 	trail := c.ok(auth.RoleAuditor, get, "/v1/deviations/{facility_id}/{deviation_id}", map[string]string{"facility_id": fid, "deviation_id": "dv-1"}, at, nil).json(t)
 	require.NotEmpty(t, trail)
+
+	// The auditor verifies the whole log in the background and follows the
+	// run to its end.
+	run := c.ok(auth.RoleAuditor, post, "/v1/audit/verifications", nil, nil, map[string]any{}).json(t)
+	require.Equal(t, http.StatusForbidden, c.do(auth.RoleMinistry, post, "/v1/audit/verifications", nil, nil, map[string]any{}).Status)
+	runID := map[string]string{"id": run["id"].(string)}
+	require.Eventually(t, func() bool {
+		return c.ok(auth.RoleAuditor, get, "/v1/audit/verifications/{id}", runID, nil, nil).json(t)["state"] != "running"
+	}, 30*time.Second, 10*time.Millisecond)
+	run = c.ok(auth.RoleAdmin, get, "/v1/audit/verifications/{id}", runID, nil, nil).json(t)
+	require.Equal(t, "clean", run["state"], "%v", run)
+	runs := c.ok(auth.RoleAuditor, get, "/v1/audit/verifications", nil, nil, nil).json(t)
+	require.Len(t, runs["items"], 1)
 
 	// A position the read models cannot reach is said, not served stale.
 	a = c.do(auth.RoleMinistry, get, "/v1/job-counts", nil, url.Values{"min_position": {strconv.FormatUint(c.last+1000, 10)}, "max_wait": {"100ms"}}, nil)

@@ -95,6 +95,7 @@ type Main struct {
 	stopProj context.CancelFunc
 	projDone chan error
 	server   *http.Server
+	api      *api.Server
 	listener net.Listener
 	served   chan error
 }
@@ -172,9 +173,9 @@ func (m *Main) Run(ctx context.Context) error {
 		cfg.Projections = m.engine
 		cfg.Positions = m.engine.Reader() // read-your-writes waits wake on each commit
 	}
-	handler := api.New(cfg)
+	m.api = api.New(cfg)
 	m.server = &http.Server{
-		Handler:           handler,
+		Handler:           m.api,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -307,6 +308,13 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		m.server = nil
+	}
+	if m.api != nil {
+		// The replays kept for as-of queries live in temporary files.
+		if err := m.api.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close the API: %w", err))
+		}
+		m.api = nil
 	}
 	if m.stopProj != nil {
 		m.stopProj()

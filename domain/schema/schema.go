@@ -5,6 +5,7 @@ package schema
 import (
 	"github.com/payesh/payesh/domain"
 	"github.com/payesh/payesh/domain/applicant"
+	"github.com/payesh/payesh/domain/checkpoint"
 	"github.com/payesh/payesh/domain/facility"
 	"github.com/payesh/payesh/domain/quota"
 	"github.com/payesh/payesh/domain/reference"
@@ -17,6 +18,7 @@ func Types() [][]domain.EventType {
 		applicant.EventTypes(),
 		facility.EventTypes(),
 		quota.EventTypes(),
+		checkpoint.EventTypes(),
 	}
 }
 

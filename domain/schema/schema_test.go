@@ -15,7 +15,7 @@ func TestEveryTypeIsNamedAndVersioned(t *testing.T) {
 	require.NoError(t, err, "no type name is registered twice")
 	names := schema.Registry().Names()
 	require.GreaterOrEqual(t, len(names), 25)
-	pattern := regexp.MustCompile(`^(reference|applicant|facility|quota)\.[a-z_]+\.v[0-9]+$`)
+	pattern := regexp.MustCompile(`^(reference|applicant|facility|quota|checkpoint)\.[a-z_]+\.v[0-9]+$`)
 	for _, n := range names {
 		require.Regexp(t, pattern, n)
 	}
