@@ -217,10 +217,12 @@ func TestMergeReplacesTheRunBenchmarksOnly(t *testing.T) {
 	rep := Report{Command: "payesh bench", Started: t0, Duration: time.Hour, Sizes: FullSizes(), Results: []Result{
 		{Scenario: first, Payesh: side("old-1")}, {Scenario: second, Payesh: side("old-2")},
 	}}
-	rep.Merge(Report{Command: "payesh bench --scenario x --merge", Started: t0.Add(3 * time.Hour), Duration: time.Minute,
+	rep.Sizes = Sizes{} // a report from before some benchmarks existed
+	rep.Merge(Report{Command: "payesh bench --scenario x --merge", Started: t0.Add(3 * time.Hour), Duration: time.Minute, Sizes: FullSizes(),
 		Results: []Result{{Scenario: third, Payesh: side("new-3")}, {Scenario: first, Payesh: side("new-1")}}})
 	require.Len(t, rep.Results, 3)
 	require.Equal(t, []string{"new-1", "old-2", "new-3"}, []string{rep.Results[0].Payesh.Label, rep.Results[1].Payesh.Label, rep.Results[2].Payesh.Label})
+	require.Equal(t, FullSizes(), rep.Sizes, "the merged run's sizes")
 	require.Equal(t, []MergedRun{{Command: "payesh bench --scenario x --merge", Started: t0.Add(3 * time.Hour), Duration: time.Minute,
 		Scenarios: []string{third.Name, first.Name}}}, rep.Merged)
 

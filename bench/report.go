@@ -150,6 +150,9 @@ func (rep *Report) Merge(later Report) {
 		}
 	}
 	rep.Merged = append(rep.Merged, MergedRun{Command: later.Command, Started: later.Started, Duration: later.Duration, Scenarios: names})
+	// The later run's sizes: a report written before a benchmark existed
+	// holds no sizes for it (both runs are full size, so the rest agree).
+	rep.Sizes = later.Sizes
 }
 
 // WriteMarkdown writes the report as docs/BENCHMARKS.md has it.
