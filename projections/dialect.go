@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"database/sql"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -74,6 +73,13 @@ func (d Dialect) TableOptions() string {
 		return ""
 	}
 	return " STRICT, WITHOUT ROWID"
+}
+
+// Sum returns the sum of an integer expression over a group as a 64-bit
+// integer, 0 over no row: PostgreSQL's SUM of a BIGINT is a NUMERIC, which
+// would scan as text.
+func (d Dialect) Sum(expr string) string {
+	return "CAST(COALESCE(SUM(" + expr + "), 0) AS " + d.Int() + ")"
 }
 
 // In returns a condition "column is one of the values of one parameter",
@@ -160,14 +166,4 @@ func (d Dialect) Rebind(query string) string {
 		}
 	}
 	return b.String()
-}
-
-// ReadTx returns the options of a read-only transaction that sees one
-// snapshot throughout, so a query and the position it reports agree:
-// REPEATABLE READ on PostgreSQL; on SQLite (WAL) every transaction does.
-func (d Dialect) ReadTx() *sql.TxOptions {
-	if d.postgres {
-		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
-	}
-	return &sql.TxOptions{ReadOnly: true}
 }

@@ -33,6 +33,11 @@
 //     projection_state), and is never skipped.
 //   - Reader (reader.go) reads checkpoints: Position, and WaitFor for
 //     read-your-writes.
+//   - Queries (query.go) runs the read models' queries for the
+//     subpackages' Readers: one statement per answer, without a
+//     transaction, that returns the rows with the position they reflect;
+//     and what every Reader's filters and pages share (Where, PageLimit,
+//     cursors).
 //
 // # Exactly once
 //

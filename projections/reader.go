@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -123,18 +122,6 @@ func (r *Reader) WaitFor(ctx context.Context, name string, position uint64, time
 // run its projector on this database (a fresh database, or an API node
 // whose projector processes have not started).
 var ErrNotBuilt = errors.New("projections: read model not built yet")
-
-// ReadPosition returns the position a projection (named by projector)
-// reflects, read in tx, so that a read model's query can report the
-// position of the snapshot it read. A projection that never ran gives an
-// error matching ErrNotBuilt (its tables do not exist either).
-func ReadPosition(ctx context.Context, tx *sql.Tx, d Dialect, name string) (uint64, error) {
-	s, ok, err := loadState(ctx, tx, d, name, false)
-	if isMissingTable(err) || (err == nil && !ok) {
-		return 0, fmt.Errorf("%w: %s", ErrNotBuilt, name)
-	}
-	return s.Position, err
-}
 
 // States returns every projection's checkpoint row as stored, for tools
 // that inspect a database no Engine of theirs runs on (payesh projections

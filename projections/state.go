@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The values of projection_state.status.
@@ -131,19 +133,19 @@ func insertState(ctx context.Context, tx *Tx, s state) error {
 	return nil
 }
 
-// isMissingTable reports whether err says projection_state does not exist
-// (a database no Engine has prepared yet).
+// isMissingTable reports whether err says a table does not exist: SQLSTATE
+// 42P01 (undefined_table) on PostgreSQL, "no such table" on SQLite, whose
+// errors carry only the generic SQLITE_ERROR code. A missing column or
+// function is another error.
 func isMissingTable(err error) bool {
 	if err == nil {
 		return false
 	}
-	msg := err.Error()
-	for _, sub := range []string{"no such table", "does not exist", "42P01"} {
-		if strings.Contains(msg, sub) {
-			return true
-		}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "42P01"
 	}
-	return false
+	return strings.Contains(err.Error(), "no such table")
 }
 
 // ensureStateTable creates projection_state if it is missing. On

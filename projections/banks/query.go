@@ -3,8 +3,6 @@ package banks
 import (
 	"cmp"
 	"context"
-	"database/sql"
-	"encoding/base64"
 	"fmt"
 	"slices"
 	"strconv"
@@ -254,11 +252,11 @@ type Duration struct {
 // Reader queries the bank performance read model. It is safe for
 // concurrent use.
 type Reader struct {
-	db *projections.DB
+	q *projections.Queries
 }
 
 // NewReader returns a Reader over db.
-func NewReader(db *projections.DB) *Reader { return &Reader{db: db} }
+func NewReader(db *projections.DB) *Reader { return &Reader{q: projections.NewQueries(db, Name)} }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("banks: %w: "+format, append([]any{domain.ErrInvalid}, args...)...)
@@ -298,13 +296,9 @@ func (r *Reader) Performance(ctx context.Context, q Query) (Report, error) {
 	if f.FiscalYear != 0 && (f.FiscalYear < int(calendar.MinFiscalYear) || f.FiscalYear > int(calendar.MaxFiscalYear)) {
 		return Report{}, invalid("fiscal year %d is out of range (%d to %d)", f.FiscalYear, calendar.MinFiscalYear, calendar.MaxFiscalYear)
 	}
-	switch {
-	case q.Limit < 0:
-		return Report{}, invalid("limit %d is negative", q.Limit)
-	case q.Limit == 0:
-		q.Limit = 50
-	case q.Limit > MaxLimit:
-		q.Limit = MaxLimit
+	limit, err := projections.PageLimit(q.Limit, MaxLimit)
+	if err != nil {
+		return Report{}, fmt.Errorf("banks: %w", err)
 	}
 	var after *Row
 	if q.After != "" {
@@ -329,32 +323,27 @@ func (r *Reader) Performance(ctx context.Context, q Query) (Report, error) {
 		}
 		return a
 	}
-	err := r.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		if out.Position, err = projections.ReadPosition(ctx, tx, r.db.Dialect, Name); err != nil {
+	// The blocks wholly older than 180 days on the as-of date are in the
+	// last bucket: their totals are enough, their histograms stay in the
+	// database. Backlogs and durations come in one statement, so that
+	// both are of one snapshot; their sub-group values (states and kinds)
+	// tell the tables' rows apart.
+	minBlock := blockOf(asOf - 180)
+	query := `SELECT ` + groupCol + `, state, block, facilities, rials, CASE WHEN block >= ? THEN hist ELSE '' END FROM ` + BacklogTable + ` WHERE ` + where + `
+UNION ALL
+SELECT ` + r.q.At() + `, ` + groupCol + `, kind, 0, facilities, 0, hist FROM ` + DurationsTable + ` WHERE ` + where
+	var (
+		key, sub, hist string
+		block          int64
+		total          cell
+	)
+	out.Position, err = r.q.Select(ctx, query, append(append([]any{minBlock}, args...), args...), func(s *projections.Row) error {
+		if err := s.Scan(&key, &sub, &block, &total.n, &total.rials, &hist); err != nil {
 			return err
 		}
-		// The blocks wholly older than 180 days on the as-of date are in
-		// the last bucket: their totals are enough, their histograms stay
-		// in the database.
-		minBlock := blockOf(asOf - 180)
-		rows, err := tx.QueryContext(ctx, r.db.Dialect.Rebind(
-			`SELECT `+groupCol+`, state, block, facilities, rials, CASE WHEN block >= ? THEN hist ELSE '' END FROM `+
-				BacklogTable+` WHERE `+where), append([]any{minBlock}, args...)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var (
-			key, sub, hist string
-			block          int64
-			total          cell
-		)
-		for rows.Next() {
-			if err := rows.Scan(&key, &sub, &block, &total.n, &total.rials, &hist); err != nil {
-				return err
-			}
-			a := get(key)
+		a := get(key)
+		switch sub {
+		case StatePendingApproval, StatePendingPayment:
 			b := &a.pendingApproval
 			if sub == StatePendingPayment {
 				b = &a.pendingPayment
@@ -362,21 +351,7 @@ func (r *Reader) Performance(ctx context.Context, q Query) (Report, error) {
 			if err := addBacklog(b, hist, asOf, total, block < minBlock); err != nil {
 				return fmt.Errorf("%s group %s %s: %w", BacklogTable, key, sub, err)
 			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows, err = tx.QueryContext(ctx, r.db.Dialect.Rebind(
-			`SELECT `+groupCol+`, kind, hist FROM `+DurationsTable+` WHERE `+where), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := rows.Scan(&key, &sub, &hist); err != nil {
-				return err
-			}
-			a := get(key)
+		case KindApproval, KindPayment:
 			h := &a.approval
 			if sub == KindPayment {
 				h = &a.payment
@@ -384,8 +359,10 @@ func (r *Reader) Performance(ctx context.Context, q Query) (Report, error) {
 			if err := h.addDurations(hist); err != nil {
 				return fmt.Errorf("%s group %s %s: %w", DurationsTable, key, sub, err)
 			}
+		default:
+			return fmt.Errorf("group %s: unknown state or kind %q", key, sub)
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return Report{}, fmt.Errorf("banks: performance: %w", err)
@@ -413,9 +390,9 @@ func (r *Reader) Performance(ctx context.Context, q Query) (Report, error) {
 		})
 		rows = rows[i:]
 	}
-	if len(rows) > q.Limit {
-		rows = rows[:q.Limit]
-		out.Next = encodeCursor(q.Sort, q.GroupBy, rows[q.Limit-1])
+	if len(rows) > limit {
+		rows = rows[:limit]
+		out.Next = encodeCursor(q.Sort, q.GroupBy, rows[limit-1])
 	}
 	out.Rows = rows
 	return out, nil
@@ -425,16 +402,6 @@ func (r *Reader) Performance(ctx context.Context, q Query) (Report, error) {
 type accumulator struct {
 	pendingApproval, pendingPayment Backlog
 	approval, payment               daysHist
-}
-
-// read runs f in one read snapshot.
-func (r *Reader) read(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := r.db.Read.BeginTx(ctx, r.db.Dialect.ReadTx())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	return f(tx)
 }
 
 // setKey sets the row's dimension d to key (as scanned: a fiscal year is
@@ -511,8 +478,9 @@ func compare(s Sort, d Dim, a, b Row) int {
 	return byKey()
 }
 
-// Cursors are opaque to clients: base64 of "sort:value:key", where value is
-// what the sort compares ("" for the key order and for a missing median).
+// encodeCursor returns the cursor of the page after row: "value:key"
+// (projections.EncodeCursor adds the sort), where value is what the sort
+// compares ("" for the key order and for a missing median).
 func encodeCursor(s Sort, d Dim, row Row) string {
 	var v string
 	median := func(m *float64) string {
@@ -531,26 +499,23 @@ func encodeCursor(s Sort, d Dim, row Row) string {
 	case SortPaymentDays:
 		v = median(row.PaymentDays.MedianDays)
 	}
-	return base64.RawURLEncoding.EncodeToString([]byte(string(s) + ":" + v + ":" + row.key(d)))
+	return projections.EncodeCursor(string(s), v+":"+row.key(d))
 }
 
 // decodeCursor returns the row a cursor stands for: its key and the value
 // its sort compares.
 func decodeCursor(s Sort, d Dim, cursor string) (Row, error) {
 	bad := invalid("the cursor is not one this query returned")
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
-		return Row{}, bad
-	}
-	sort, rest, ok1 := strings.Cut(string(raw), ":")
+	rest, ok1 := projections.DecodeCursor(cursor, string(s))
 	v, key, ok2 := strings.Cut(rest, ":")
-	if !ok1 || !ok2 || Sort(sort) != s {
+	if !ok1 || !ok2 {
 		return Row{}, bad
 	}
 	var row Row
 	if err := row.setKey(d, key); err != nil {
 		return Row{}, bad
 	}
+	var err error
 	integer := func() (int64, error) { return strconv.ParseInt(v, 10, 64) }
 	median := func() (*float64, error) {
 		if v == "" {

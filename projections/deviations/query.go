@@ -2,9 +2,6 @@ package deviations
 
 import (
 	"context"
-	"database/sql"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -158,38 +155,28 @@ type Filter struct {
 	FacilityID string                 // one facility's cases
 }
 
-func (f Filter) where() (string, []any, error) {
+func (f Filter) where() (projections.Where, error) {
 	switch f.State {
 	case "", StateOpen, StateResolved:
 	default:
-		return "", nil, fmt.Errorf("deviations: %w: unknown state %q (open or resolved)", domain.ErrInvalid, f.State)
+		return projections.Where{}, fmt.Errorf("deviations: %w: unknown state %q (open or resolved)", domain.ErrInvalid, f.State)
 	}
 	switch f.Kind {
 	case "", facility.KindDeviation, facility.KindViolation, facility.KindDiscrepancy:
 	default:
-		return "", nil, fmt.Errorf("deviations: %w: unknown kind %q (deviation, violation or discrepancy)", domain.ErrInvalid, f.Kind)
+		return projections.Where{}, fmt.Errorf("deviations: %w: unknown kind %q (deviation, violation or discrepancy)", domain.ErrInvalid, f.Kind)
 	}
-	var (
-		conds []string
-		args  []any
-	)
-	if f.FiscalYear != 0 {
-		conds = append(conds, "fiscal_year = ?")
-		args = append(args, f.FiscalYear)
-	}
-	for _, c := range []struct{ col, v string }{
-		{"province", f.Province}, {"county", f.County}, {"agency", f.Agency}, {"program", f.Program},
-		{"bank", f.Bank}, {"state", f.State}, {"kind", string(f.Kind)}, {"facility_id", f.FacilityID},
-	} {
-		if c.v != "" {
-			conds = append(conds, c.col+" = ?")
-			args = append(args, c.v)
-		}
-	}
-	if len(conds) == 0 {
-		return "1 = 1", nil, nil
-	}
-	return strings.Join(conds, " AND "), args, nil
+	var w projections.Where
+	w.EqInt("fiscal_year", f.FiscalYear)
+	w.Eq("province", f.Province)
+	w.Eq("county", f.County)
+	w.Eq("agency", f.Agency)
+	w.Eq("program", f.Program)
+	w.Eq("bank", f.Bank)
+	w.Eq("state", f.State)
+	w.Eq("kind", string(f.Kind))
+	w.Eq("facility_id", f.FacilityID)
+	return w, nil
 }
 
 // Sort orders a page of cases.
@@ -237,39 +224,29 @@ type Trail struct {
 	Position  uint64 // the log position the trail reflects
 }
 
+// selectDeviations reads deviations rows, for row.scan.
+var selectDeviations = `SELECT ` + strings.Join(deviationColumns, ", ") + ` FROM ` + DeviationsTable
+
 // Reader queries the deviations read model. It is safe for concurrent use.
 type Reader struct {
-	db *projections.DB
+	q *projections.Queries
 }
 
 // NewReader returns a Reader over db.
-func NewReader(db *projections.DB) *Reader { return &Reader{db: db} }
-
-// read runs f in one read snapshot, so rows and position agree.
-func (r *Reader) read(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := r.db.Read.BeginTx(ctx, r.db.Dialect.ReadTx())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	return f(tx)
-}
+func NewReader(db *projections.DB) *Reader { return &Reader{q: projections.NewQueries(db, Name)} }
 
 // Deviations returns a page of the cases matching f. An unknown state,
 // kind or sort, a negative limit or a cursor this query did not return
 // give an error matching domain.ErrInvalid.
 func (r *Reader) Deviations(ctx context.Context, f Filter, p Page) (DeviationPage, error) {
-	if p.Limit < 0 {
-		return DeviationPage{}, fmt.Errorf("deviations: %w: negative limit %d", domain.ErrInvalid, p.Limit)
+	limit, err := projections.PageLimit(p.Limit, MaxLimit)
+	if err != nil {
+		return DeviationPage{}, fmt.Errorf("deviations: %w", err)
 	}
-	if p.Limit == 0 {
-		p.Limit = 50
-	}
-	p.Limit = min(p.Limit, MaxLimit)
 	if p.Sort == "" {
 		p.Sort = SortOpened
 	}
-	where, args, err := f.where()
+	where, err := f.where()
 	if err != nil {
 		return DeviationPage{}, err
 	}
@@ -287,88 +264,90 @@ func (r *Reader) Deviations(ctx context.Context, f Filter, p Page) (DeviationPag
 		return DeviationPage{}, fmt.Errorf("deviations: %w: unknown sort %q (opened, updated, recovered or id)", domain.ErrInvalid, p.Sort)
 	}
 	if p.After != "" {
-		cond, cargs, err := decodeCursor(p.Sort, p.After)
-		if err != nil {
+		if err := afterCursor(&where, p.Sort, p.After); err != nil {
 			return DeviationPage{}, err
 		}
-		where += " AND " + cond
-		args = append(args, cargs...)
 	}
-	q := `SELECT ` + strings.Join(deviationColumns, ", ") + ` FROM ` + DeviationsTable +
-		` WHERE ` + where + ` ORDER BY ` + order + ` LIMIT ` + strconv.Itoa(p.Limit+1)
+	q := selectDeviations + ` WHERE ` + where.String() + ` ORDER BY ` + order + ` LIMIT ` + strconv.Itoa(limit+1)
 	var page DeviationPage
-	err = r.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		if page.Position, err = projections.ReadPosition(ctx, tx, r.db.Dialect, Name); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, r.db.Dialect.Rebind(q), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+	page.Deviations, page.Next, page.Position, err = projections.SelectPage(ctx, r.q, q, where.Args(), limit,
+		func(s *projections.Row) (Deviation, error) {
 			var row row
-			if err := row.scan(rows); err != nil {
-				return err
-			}
-			page.Deviations = append(page.Deviations, row.public())
-		}
-		return rows.Err()
-	})
+			err := row.scan(s)
+			return row.public(), err
+		},
+		func(d Deviation) string { return encodeCursor(p.Sort, d) })
 	if err != nil {
 		return DeviationPage{}, fmt.Errorf("deviations: query: %w", err)
 	}
-	if len(page.Deviations) > p.Limit {
-		page.Deviations = page.Deviations[:p.Limit]
-		page.Next = encodeCursor(p.Sort, page.Deviations[p.Limit-1])
-	}
 	return page, nil
 }
+
+// trailQuery reads a case joined with each step of its trail, in order.
+// A case always has a step: the one that opened it is written with it.
+var trailQuery = func() string {
+	cols := make([]string, 0, len(deviationColumns)+len(stepColumns))
+	for _, c := range deviationColumns {
+		cols = append(cols, "d."+c)
+	}
+	for _, c := range stepColumns {
+		cols = append(cols, "s."+c)
+	}
+	return `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + DeviationsTable + ` d JOIN ` + StepsTable +
+		` s ON s.facility_id = d.facility_id AND s.deviation_id = d.deviation_id
+WHERE d.facility_id = ? AND d.deviation_id = ? ORDER BY s.step`
+}()
 
 // Trail returns one case, named by its facility and deviation ids, with
 // every step of its trail; an error matching domain.ErrNotFound when there
 // is no such case.
 func (r *Reader) Trail(ctx context.Context, facilityID, deviationID string) (Trail, error) {
-	var out Trail
-	err := r.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		if out.Position, err = projections.ReadPosition(ctx, tx, r.db.Dialect, Name); err != nil {
+	var (
+		out   Trail
+		err   error
+		found bool
+	)
+	// The case's columns come again with every step: one statement, so
+	// that the case and its steps are of one snapshot.
+	out.Position, err = r.q.Select(ctx, trailQuery, []any{facilityID, deviationID}, func(s *projections.Row) error {
+		var (
+			row  row
+			st   step
+			both columns
+		)
+		// columns.Scan only collects the destinations: it cannot fail.
+		_ = row.scan(&both)
+		_ = st.scan(&both)
+		if err := s.Scan(both...); err != nil {
 			return err
 		}
-		var row row
-		err = row.scan(tx.QueryRowContext(ctx, r.db.Dialect.Rebind(`SELECT `+strings.Join(deviationColumns, ", ")+
-			` FROM `+DeviationsTable+` WHERE facility_id = ? AND deviation_id = ?`), facilityID, deviationID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return &domain.NotFoundError{Kind: "deviation", ID: facilityID + "/" + deviationID}
+		if !found {
+			out.Deviation, found = row.public(), true
 		}
-		if err != nil {
-			return err
-		}
-		out.Deviation = row.public()
-		rows, err := tx.QueryContext(ctx, r.db.Dialect.Rebind(`SELECT `+strings.Join(stepColumns, ", ")+` FROM `+StepsTable+
-			` WHERE facility_id = ? AND deviation_id = ? ORDER BY step`), facilityID, deviationID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var s step
-			if err := s.scan(rows); err != nil {
-				return err
-			}
-			out.Steps = append(out.Steps, s.public())
-		}
-		return rows.Err()
+		out.Steps = append(out.Steps, st.public())
+		return nil
 	})
 	if err != nil {
 		return Trail{}, fmt.Errorf("deviations: trail: %w", err)
 	}
+	if !found {
+		return Trail{}, &domain.NotFoundError{Kind: "deviation", ID: facilityID + "/" + deviationID}
+	}
 	return out, nil
 }
 
-// Cursors are opaque to clients: base64 of "sort:value[:value]". The
-// deviation id comes last, as it may itself contain ':'.
+// columns collects the destinations of several scans, to scan them from
+// one row.
+type columns []any
+
+func (c *columns) Scan(dest ...any) error {
+	*c = append(*c, dest...)
+	return nil
+}
+
+// encodeCursor returns the cursor of the page after d: the values of d
+// the sort compares. The deviation id comes last, as it may itself
+// contain ':'.
 func encodeCursor(s Sort, d Deviation) string {
 	var v string
 	switch s {
@@ -381,41 +360,42 @@ func encodeCursor(s Sort, d Deviation) string {
 	default:
 		v = d.FacilityID + ":" + d.DeviationID
 	}
-	return base64.RawURLEncoding.EncodeToString([]byte(string(s) + ":" + v))
+	return projections.EncodeCursor(string(s), v)
 }
 
-func decodeCursor(s Sort, cursor string) (string, []any, error) {
+// afterCursor adds to where the condition that keeps the rows after the
+// cursor's.
+func afterCursor(where *projections.Where, s Sort, cursor string) error {
 	bad := fmt.Errorf("deviations: %w: the cursor is not one this query returned", domain.ErrInvalid)
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
-		return "", nil, bad
-	}
-	sort, v, ok := strings.Cut(string(raw), ":")
-	if !ok || Sort(sort) != s {
-		return "", nil, bad
+	v, ok := projections.DecodeCursor(cursor, string(s))
+	if !ok {
+		return bad
 	}
 	if s == SortID {
 		fid, did, ok := strings.Cut(v, ":")
 		if !ok {
-			return "", nil, bad
+			return bad
 		}
-		return "(facility_id > ? OR (facility_id = ? AND deviation_id > ?))", []any{fid, fid, did}, nil
+		where.Add("(facility_id > ? OR (facility_id = ? AND deviation_id > ?))", fid, fid, did)
+		return nil
 	}
 	var nums []int64
 	for part := range strings.SplitSeq(v, ":") {
 		n, err := strconv.ParseInt(part, 10, 64)
 		if err != nil {
-			return "", nil, bad
+			return bad
 		}
 		nums = append(nums, n)
 	}
 	switch {
 	case s == SortOpened && len(nums) == 1:
-		return "opened_position < ?", []any{nums[0]}, nil
+		where.Add("opened_position < ?", nums[0])
 	case s == SortUpdated && len(nums) == 2:
-		return "(updated_position < ? OR (updated_position = ? AND opened_position < ?))", []any{nums[0], nums[0], nums[1]}, nil
+		where.Add("(updated_position < ? OR (updated_position = ? AND opened_position < ?))", nums[0], nums[0], nums[1])
 	case s == SortRecovered && len(nums) == 2:
-		return "(recovered_rials < ? OR (recovered_rials = ? AND opened_position < ?))", []any{nums[0], nums[0], nums[1]}, nil
+		where.Add("(recovered_rials < ? OR (recovered_rials = ? AND opened_position < ?))", nums[0], nums[0], nums[1])
+	default:
+		return bad
 	}
-	return "", nil, bad
+	return nil
 }

@@ -77,6 +77,8 @@ func (r *row) values() []any {
 
 type scanner interface{ Scan(dest ...any) error }
 
+// scan reads a row in deviationColumns order. Like step.scan, it only hands
+// s the destinations.
 func (r *row) scan(s scanner) error {
 	d := &r.dims
 	return s.Scan(
@@ -142,16 +144,16 @@ func (s *step) values() []any {
 	}
 }
 
+// scan reads a row in stepColumns order. It only hands sc the
+// destinations (action scans as the string it is), so that a query can
+// scan a step and a case from one row.
 func (s *step) scan(sc scanner) error {
-	var action string
-	err := sc.Scan(
-		&s.facilityID, &s.deviationID, &s.n, &action, &s.eventID, &s.eventType, &s.version, &s.position,
+	return sc.Scan(
+		&s.facilityID, &s.deviationID, &s.n, (*string)(&s.action), &s.eventID, &s.eventType, &s.version, &s.position,
 		&s.occurredAt, &s.recordedAt, &s.actorID, &s.actorRole, &s.actorOrg, &s.correlationID, &s.causationID,
 		&s.text, &s.documentRef, &s.kind, &s.inspectionID, &s.resolution, &s.recovered,
 		&s.correctsID, &s.correctsTyp, &s.field, &s.valueKind, &s.oldValue, &s.newValue, &s.reason,
 	)
-	s.action = Action(action)
-	return err
 }
 
 // newStep starts the step an event adds to a case, with the event's

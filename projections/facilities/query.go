@@ -3,9 +3,8 @@ package facilities
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,30 +105,16 @@ type Filter struct {
 	Stage      facility.Stage
 }
 
-func (f Filter) where() (string, []any) {
-	var (
-		conds []string
-		args  []any
-	)
-	add := func(col string, v any) {
-		conds = append(conds, col+" = ?")
-		args = append(args, v)
-	}
-	if f.FiscalYear != 0 {
-		add("fiscal_year", f.FiscalYear)
-	}
-	for _, c := range []struct{ col, v string }{
-		{"province", f.Province}, {"county", f.County}, {"agency", f.Agency},
-		{"program", f.Program}, {"bank", f.Bank}, {"stage", string(f.Stage)},
-	} {
-		if c.v != "" {
-			add(c.col, c.v)
-		}
-	}
-	if len(conds) == 0 {
-		return "1 = 1", nil
-	}
-	return strings.Join(conds, " AND "), args
+func (f Filter) where() projections.Where {
+	var w projections.Where
+	w.EqInt("fiscal_year", f.FiscalYear)
+	w.Eq("province", f.Province)
+	w.Eq("county", f.County)
+	w.Eq("agency", f.Agency)
+	w.Eq("program", f.Program)
+	w.Eq("bank", f.Bank)
+	w.Eq("stage", string(f.Stage))
+	return w
 }
 
 // Sort orders a page of facilities.
@@ -166,60 +151,58 @@ type FacilityPage struct {
 	Position uint64
 }
 
+// selectFacilities reads facilities rows, for scanFacility.
+var selectFacilities = `SELECT ` + strings.Join(facilityColumns, ", ") + ` FROM ` + FacilitiesTable
+
+func scanFacility(s *projections.Row) (Facility, error) {
+	var r row
+	err := r.scan(s)
+	return r.public(), err
+}
+
 // Reader queries the facilities and job_counts read models. It is safe for
 // concurrent use.
 type Reader struct {
-	db *projections.DB
+	q *projections.Queries
 }
 
 // NewReader returns a Reader over db.
-func NewReader(db *projections.DB) *Reader { return &Reader{db: db} }
+func NewReader(db *projections.DB) *Reader { return &Reader{q: projections.NewQueries(db, Name)} }
 
-// read runs f in one read snapshot.
-func (r *Reader) read(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := r.db.Read.BeginTx(ctx, r.db.Dialect.ReadTx())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	return f(tx)
-}
-
-// Facility returns one facility, or an error matching domain.ErrNotFound.
+// Facility returns one facility, or an error matching domain.ErrNotFound,
+// with the position it reflects.
 func (r *Reader) Facility(ctx context.Context, id string) (Facility, uint64, error) {
 	var (
-		f   Facility
-		pos uint64
+		f     Facility
+		found bool
 	)
-	err := r.read(ctx, func(tx *sql.Tx) error {
+	pos, err := r.q.Select(ctx, selectFacilities+` WHERE facility_id = ?`, []any{id}, func(s *projections.Row) error {
 		var err error
-		if pos, err = projections.ReadPosition(ctx, tx, r.db.Dialect, Name); err != nil {
-			return err
-		}
-		var row row
-		err = row.scan(tx.QueryRowContext(ctx, r.db.Dialect.Rebind(
-			`SELECT `+strings.Join(facilityColumns, ", ")+` FROM `+FacilitiesTable+` WHERE facility_id = ?`), id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return &domain.NotFoundError{Kind: "facility", ID: id}
-		}
-		f = row.public()
+		f, err = scanFacility(s)
+		found = true
 		return err
 	})
-	return f, pos, err
+	if err != nil {
+		return Facility{}, 0, fmt.Errorf("facilities: facility: %w", err)
+	}
+	if !found {
+		return Facility{}, pos, &domain.NotFoundError{Kind: "facility", ID: id}
+	}
+	return f, pos, nil
 }
 
-// Facilities returns a page of the facilities matching f.
+// Facilities returns a page of the facilities matching f. An unknown sort,
+// a negative limit or a cursor this query did not return give an error
+// matching domain.ErrInvalid.
 func (r *Reader) Facilities(ctx context.Context, f Filter, p Page) (FacilityPage, error) {
-	if p.Limit <= 0 {
-		p.Limit = 50
-	}
-	if p.Limit > MaxLimit {
-		p.Limit = MaxLimit
+	limit, err := projections.PageLimit(p.Limit, MaxLimit)
+	if err != nil {
+		return FacilityPage{}, fmt.Errorf("facilities: %w", err)
 	}
 	if p.Sort == "" {
 		p.Sort = SortID
 	}
-	where, args := f.where()
+	where := f.where()
 	var order string
 	switch p.Sort {
 	case SortID:
@@ -229,49 +212,25 @@ func (r *Reader) Facilities(ctx context.Context, f Filter, p Page) (FacilityPage
 	case SortApproved:
 		order = "approved_rials DESC, facility_id DESC"
 	default:
-		return FacilityPage{}, fmt.Errorf("facilities: unknown sort %q (id, recent or approved)", p.Sort)
+		return FacilityPage{}, fmt.Errorf("facilities: %w: unknown sort %q (id, recent or approved)", domain.ErrInvalid, p.Sort)
 	}
 	if p.After != "" {
-		cond, cargs, err := decodeCursor(p.Sort, p.After)
-		if err != nil {
+		if err := afterCursor(&where, p.Sort, p.After); err != nil {
 			return FacilityPage{}, err
 		}
-		where += " AND " + cond
-		args = append(args, cargs...)
 	}
-	q := `SELECT ` + strings.Join(facilityColumns, ", ") + ` FROM ` + FacilitiesTable +
-		` WHERE ` + where + ` ORDER BY ` + order + ` LIMIT ` + strconv.Itoa(p.Limit+1)
+	q := selectFacilities + ` WHERE ` + where.String() + ` ORDER BY ` + order + ` LIMIT ` + strconv.Itoa(limit+1)
 	var page FacilityPage
-	err := r.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		if page.Position, err = projections.ReadPosition(ctx, tx, r.db.Dialect, Name); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, r.db.Dialect.Rebind(q), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var row row
-			if err := row.scan(rows); err != nil {
-				return err
-			}
-			page.Facilities = append(page.Facilities, row.public())
-		}
-		return rows.Err()
-	})
+	page.Facilities, page.Next, page.Position, err = projections.SelectPage(ctx, r.q, q, where.Args(), limit, scanFacility,
+		func(f Facility) string { return encodeCursor(p.Sort, f) })
 	if err != nil {
 		return FacilityPage{}, fmt.Errorf("facilities: query: %w", err)
-	}
-	if len(page.Facilities) > p.Limit {
-		page.Facilities = page.Facilities[:p.Limit]
-		page.Next = encodeCursor(p.Sort, page.Facilities[p.Limit-1])
 	}
 	return page, nil
 }
 
-// Cursors are opaque to clients: base64 of "sort:value".
+// encodeCursor returns the cursor of the page after f: the values of f the
+// sort compares.
 func encodeCursor(s Sort, f Facility) string {
 	var v string
 	switch s {
@@ -282,35 +241,35 @@ func encodeCursor(s Sort, f Facility) string {
 	default:
 		v = f.ID
 	}
-	return base64.RawURLEncoding.EncodeToString([]byte(string(s) + ":" + v))
+	return projections.EncodeCursor(string(s), v)
 }
 
-func decodeCursor(s Sort, cursor string) (string, []any, error) {
+// afterCursor adds to where the condition that keeps the rows after the
+// cursor's.
+func afterCursor(where *projections.Where, s Sort, cursor string) error {
 	bad := fmt.Errorf("facilities: %w: the cursor is not one this query returned", domain.ErrInvalid)
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
-		return "", nil, bad
-	}
-	sort, v, ok := strings.Cut(string(raw), ":")
-	if !ok || Sort(sort) != s {
-		return "", nil, bad
+	v, ok := projections.DecodeCursor(cursor, string(s))
+	if !ok {
+		return bad
 	}
 	switch s {
 	case SortRecent:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return "", nil, bad
+			return bad
 		}
-		return "updated_position < ?", []any{n}, nil
+		where.Add("updated_position < ?", n)
 	case SortApproved:
 		a, id, ok := strings.Cut(v, ":")
 		n, err := strconv.ParseInt(a, 10, 64)
 		if !ok || err != nil {
-			return "", nil, bad
+			return bad
 		}
-		return "(approved_rials < ? OR (approved_rials = ? AND facility_id < ?))", []any{n, n, id}, nil
+		where.Add("(approved_rials < ? OR (approved_rials = ? AND facility_id < ?))", n, n, id)
+	default:
+		where.Add("facility_id > ?", v)
 	}
-	return "facility_id > ?", []any{v}, nil
+	return nil
 }
 
 // Dim is a dimension job counts can be grouped by.
@@ -375,58 +334,56 @@ func (r *Reader) JobCounts(ctx context.Context, f Filter, groupBy ...Dim) (JobCo
 	}
 	sums := make([]string, 0, len(jobCountColumns)-6)
 	for _, c := range jobCountColumns[6:] {
-		sums = append(sums, "CAST(COALESCE(SUM("+c+"), 0) AS "+r.db.Dialect.Int()+")")
+		sums = append(sums, r.q.Dialect().Sum(c))
 	}
-	where, args := f.where()
-	q := `SELECT ` + strings.Join(append(append([]string{}, cols...), sums...), ", ") + ` FROM ` + JobCountsTable + ` WHERE ` + where
+	where := f.where()
+	q := `SELECT ` + strings.Join(append(slices.Clone(cols), sums...), ", ") + ` FROM ` + JobCountsTable + ` WHERE ` + where.String()
 	if len(cols) > 0 {
 		q += ` GROUP BY ` + strings.Join(cols, ", ") + ` ORDER BY ` + strings.Join(cols, ", ")
 	}
-	var out JobCounts
-	err := r.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		if out.Position, err = projections.ReadPosition(ctx, tx, r.db.Dialect, Name); err != nil {
+	var (
+		out  JobCounts
+		err  error
+		dest []any
+	)
+	out.Position, err = r.q.Select(ctx, q, where.Args(), func(s *projections.Row) error {
+		var (
+			g  JobCount
+			fy int64
+		)
+		dest = dest[:0]
+		for _, d := range groupBy {
+			dest = append(dest, g.field(d, &fy))
+		}
+		dest = append(dest, &g.Registered, &g.Reviewed, &g.Referred, &g.Approved, &g.Disbursed, &g.Inspected, &g.Confirmed,
+			&g.ApprovedRials, &g.DisbursedRials, &g.JobsPromised, &g.JobsReported, &g.JobsVerified)
+		if err := s.Scan(dest...); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, r.db.Dialect.Rebind(q), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				g    JobCount
-				fy   int64
-				dest []any
-			)
-			for _, d := range groupBy {
-				switch d {
-				case DimFiscalYear:
-					dest = append(dest, &fy)
-				case DimProvince:
-					dest = append(dest, &g.Province)
-				case DimCounty:
-					dest = append(dest, &g.County)
-				case DimAgency:
-					dest = append(dest, &g.Agency)
-				case DimProgram:
-					dest = append(dest, &g.Program)
-				case DimBank:
-					dest = append(dest, &g.Bank)
-				}
-			}
-			dest = append(dest, &g.Registered, &g.Reviewed, &g.Referred, &g.Approved, &g.Disbursed, &g.Inspected, &g.Confirmed,
-				&g.ApprovedRials, &g.DisbursedRials, &g.JobsPromised, &g.JobsReported, &g.JobsVerified)
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			g.FiscalYear = int(fy)
-			out.Groups = append(out.Groups, g)
-		}
-		return rows.Err()
+		g.FiscalYear = int(fy)
+		out.Groups = append(out.Groups, g)
+		return nil
 	})
 	if err != nil {
 		return JobCounts{}, fmt.Errorf("facilities: job counts: %w", err)
 	}
 	return out, nil
+}
+
+// field returns where to scan dimension d of the group (a fiscal year into
+// fy, which the caller converts).
+func (g *JobCount) field(d Dim, fy *int64) any {
+	switch d {
+	case DimFiscalYear:
+		return fy
+	case DimProvince:
+		return &g.Province
+	case DimCounty:
+		return &g.County
+	case DimAgency:
+		return &g.Agency
+	case DimProgram:
+		return &g.Program
+	}
+	return &g.Bank
 }

@@ -3,7 +3,6 @@ package inspections
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -129,11 +128,11 @@ type Stats struct {
 
 // Reader queries the inspections read model. It is safe for concurrent use.
 type Reader struct {
-	db *projections.DB
+	q *projections.Queries
 }
 
 // NewReader returns a Reader over db.
-func NewReader(db *projections.DB) *Reader { return &Reader{db: db} }
+func NewReader(db *projections.DB) *Reader { return &Reader{q: projections.NewQueries(db, Name)} }
 
 // Stats sums the figures of the inspections matching f, grouped by
 // q.GroupBy, ordered by q.Sort and q.Order, the first q.Limit groups. Bad
@@ -164,48 +163,42 @@ func (r *Reader) Stats(ctx context.Context, f Filter, q Query) (Stats, error) {
 	}
 	sums := make([]string, 0, len(statsColumns)-9)
 	for _, c := range statsColumns[9:] {
-		sums = append(sums, "CAST(COALESCE(SUM("+c+"), 0) AS "+r.db.Dialect.Int()+")")
+		sums = append(sums, r.q.Dialect().Sum(c))
 	}
-	where, args := f.where()
+	var where projections.Where
+	where.Add("level = ?", level)
+	f.where(&where)
 	query := `SELECT ` + strings.Join(append(slices.Clone(cols), sums...), ", ") + ` FROM ` + StatsTable +
-		` WHERE level = ? AND ` + where
-	args = append([]any{level}, args...)
+		` WHERE ` + where.String()
 	if len(cols) > 0 {
 		query += ` GROUP BY ` + strings.Join(cols, ", ") + ` ORDER BY ` + strings.Join(cols, ", ")
 	}
-	var out Stats
-	err := r.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		if out.Position, err = projections.ReadPosition(ctx, tx, r.db.Dialect, Name); err != nil {
+	var (
+		out  Stats
+		err  error
+		dest []any
+	)
+	out.Position, err = r.q.Select(ctx, query, where.Args(), func(s *projections.Row) error {
+		var (
+			g  Group
+			fy int64
+		)
+		dest = dest[:0]
+		for _, d := range q.GroupBy {
+			dest = append(dest, g.field(d, &fy))
+		}
+		dest = append(dest, &g.Inspections, &g.Facilities, &g.ConfirmedFacilities, &g.ConfirmedInspections, &g.JobsVerified,
+			&g.Statuses.Active, &g.Statuses.Inactive, &g.Statuses.NotFound, &g.Statuses.Misused,
+			&g.Findings.Deviation, &g.Findings.Violation, &g.Findings.Discrepancy)
+		if err := s.Scan(dest...); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, r.db.Dialect.Rebind(query), args...)
-		if err != nil {
-			return err
+		g.FiscalYear = int(fy)
+		if g.Facilities > 0 {
+			g.ConfirmationRate = float64(g.ConfirmedFacilities) / float64(g.Facilities)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				g    Group
-				fy   int64
-				dest []any
-			)
-			for _, d := range q.GroupBy {
-				dest = append(dest, g.field(d, &fy))
-			}
-			dest = append(dest, &g.Inspections, &g.Facilities, &g.ConfirmedFacilities, &g.ConfirmedInspections, &g.JobsVerified,
-				&g.Statuses.Active, &g.Statuses.Inactive, &g.Statuses.NotFound, &g.Statuses.Misused,
-				&g.Findings.Deviation, &g.Findings.Violation, &g.Findings.Discrepancy)
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			g.FiscalYear = int(fy)
-			if g.Facilities > 0 {
-				g.ConfirmationRate = float64(g.ConfirmedFacilities) / float64(g.Facilities)
-			}
-			out.Groups = append(out.Groups, g)
-		}
-		return rows.Err()
+		out.Groups = append(out.Groups, g)
+		return nil
 	})
 	if err != nil {
 		return Stats{}, fmt.Errorf("inspections: stats: %w", err)
@@ -312,36 +305,14 @@ func (g *Group) field(d Dim, fy *int64) any {
 	return &g.Guideline
 }
 
-func (f Filter) where() (string, []any) {
-	var (
-		conds []string
-		args  []any
-	)
-	if f.FiscalYear != 0 {
-		conds = append(conds, "fiscal_year = ?")
-		args = append(args, f.FiscalYear)
-	}
-	for _, c := range []struct{ col, v string }{
-		{"province", f.Province}, {"county", f.County}, {"agency", f.Agency}, {"program", f.Program},
-		{"bank", f.Bank}, {"firm", f.Firm}, {"guideline", f.Guideline},
-	} {
-		if c.v != "" {
-			conds = append(conds, c.col+" = ?")
-			args = append(args, c.v)
-		}
-	}
-	if len(conds) == 0 {
-		return "1 = 1", nil
-	}
-	return strings.Join(conds, " AND "), args
-}
-
-// read runs f in one read snapshot, so the figures and the position agree.
-func (r *Reader) read(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := r.db.Read.BeginTx(ctx, r.db.Dialect.ReadTx())
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	return f(tx)
+// where adds the filter's conditions to w.
+func (f Filter) where(w *projections.Where) {
+	w.EqInt("fiscal_year", f.FiscalYear)
+	w.Eq("province", f.Province)
+	w.Eq("county", f.County)
+	w.Eq("agency", f.Agency)
+	w.Eq("program", f.Program)
+	w.Eq("bank", f.Bank)
+	w.Eq("firm", f.Firm)
+	w.Eq("guideline", f.Guideline)
 }

@@ -3,9 +3,9 @@ package quotas
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,27 +138,14 @@ func (f Filter) validate() error {
 	return v.Err()
 }
 
-func (f Filter) where() (string, []any) {
-	var (
-		conds []string
-		args  []any
-	)
-	if f.FiscalYear != 0 {
-		conds = append(conds, "fiscal_year = ?")
-		args = append(args, f.FiscalYear)
-	}
-	for _, c := range []struct{ col, v string }{
-		{"program", f.Program}, {"agency", f.Agency}, {"province", f.Province}, {"county", f.County},
-	} {
-		if c.v != "" {
-			conds = append(conds, c.col+" = ?")
-			args = append(args, c.v)
-		}
-	}
-	if len(conds) == 0 {
-		return "1 = 1", nil
-	}
-	return strings.Join(conds, " AND "), args
+func (f Filter) where() projections.Where {
+	var w projections.Where
+	w.EqInt("fiscal_year", f.FiscalYear)
+	w.Eq("program", f.Program)
+	w.Eq("agency", f.Agency)
+	w.Eq("province", f.Province)
+	w.Eq("county", f.County)
+	return w
 }
 
 // Sort orders a page of accounts. Every order ends with the account's key
@@ -242,28 +229,17 @@ type AccountPage struct {
 	Position uint64
 }
 
+// selectBalances reads balance rows, for account.scan.
+var selectBalances = `SELECT ` + strings.Join(balanceColumns, ", ") + ` FROM ` + BalancesTable
+
 // Reader queries the quota balances read model. It is safe for concurrent
 // use.
 type Reader struct {
-	db *projections.DB
+	q *projections.Queries
 }
 
 // NewReader returns a Reader over db.
-func NewReader(db *projections.DB) *Reader { return &Reader{db: db} }
-
-// read runs f in one read snapshot, with the position it reflects.
-func (r *Reader) read(ctx context.Context, f func(tx *sql.Tx) error) (uint64, error) {
-	tx, err := r.db.Read.BeginTx(ctx, r.db.Dialect.ReadTx())
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = tx.Rollback() }()
-	pos, err := projections.ReadPosition(ctx, tx, r.db.Dialect, Name)
-	if err != nil {
-		return 0, err
-	}
-	return pos, f(tx)
-}
+func NewReader(db *projections.DB) *Reader { return &Reader{q: projections.NewQueries(db, Name)} }
 
 // withDemand wraps a query of balance rows (aliased p) with each row's unmet
 // demand: the demand of its own county, and for a province's account that
@@ -271,7 +247,7 @@ func (r *Reader) read(ctx context.Context, f func(tx *sql.Tx) error) (uint64, er
 // its own, as ledger.Service.ApproveLoan would charge them.
 func (r *Reader) withDemand(inner, orderBy string) string {
 	in := func(sum string) string {
-		return `(SELECT CAST(COALESCE(SUM(d.` + sum + `), 0) AS ` + r.db.Dialect.Int() + `) FROM ` + DemandTable + ` d
+		return `(SELECT ` + r.q.Dialect().Sum("d."+sum) + ` FROM ` + DemandTable + ` d
 	WHERE d.fiscal_year = p.fiscal_year AND d.program = p.program AND d.agency = p.agency AND d.province = p.province
 	AND (d.county = p.county OR (p.county = '' AND NOT EXISTS (SELECT 1 FROM ` + BalancesTable + ` c
 		WHERE c.fiscal_year = d.fiscal_year AND c.program = d.program AND c.agency = d.agency
@@ -284,24 +260,14 @@ func (r *Reader) withDemand(inner, orderBy string) string {
 	return q
 }
 
-func (r *Reader) scanAccounts(ctx context.Context, tx *sql.Tx, q string, args []any) ([]Account, error) {
-	rows, err := tx.QueryContext(ctx, r.db.Dialect.Rebind(q), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Account
-	for rows.Next() {
-		var (
-			a            account
-			unmet, rials int64
-		)
-		if err := a.scan(rows, &unmet, &rials); err != nil {
-			return nil, err
-		}
-		out = append(out, a.public(unmet, rials))
-	}
-	return out, rows.Err()
+// scanAccount scans a row of a withDemand query.
+func scanAccount(s *projections.Row) (Account, error) {
+	var (
+		a            account
+		unmet, rials int64
+	)
+	err := a.scan(s, &unmet, &rials)
+	return a.public(unmet, rials), err
 }
 
 // Account returns one account of the ledger of a fiscal year and program,
@@ -314,31 +280,36 @@ func (r *Reader) Account(ctx context.Context, fiscalYear int, program string, k 
 		return Account{}, 0, fmt.Errorf("quotas: %w: %q is not an account key", domain.ErrInvalid, k.String())
 	}
 	id := accountID(int64(fiscalYear), program, k)
-	q := r.withDemand(`SELECT `+strings.Join(balanceColumns, ", ")+` FROM `+BalancesTable+` WHERE account_id = ?`, "")
-	var got []Account
-	pos, err := r.read(ctx, func(tx *sql.Tx) error {
+	var (
+		a     Account
+		found bool
+	)
+	pos, err := r.q.Select(ctx, r.withDemand(selectBalances+` WHERE account_id = ?`, ""), []any{id}, func(s *projections.Row) error {
 		var err error
-		got, err = r.scanAccounts(ctx, tx, q, []any{id})
+		a, err = scanAccount(s)
+		found = true
 		return err
 	})
 	if err != nil {
 		return Account{}, 0, fmt.Errorf("quotas: account: %w", err)
 	}
-	if len(got) == 0 {
+	if !found {
 		return Account{}, pos, &domain.NotFoundError{Kind: "quota account", ID: id}
 	}
-	return got[0], pos, nil
+	return a, pos, nil
 }
 
-// Accounts returns a page of the accounts matching f.
+// Accounts returns a page of the accounts matching f. A bad filter, an
+// unknown sort, a negative limit or a cursor this query did not return
+// give an error matching domain.ErrInvalid.
 func (r *Reader) Accounts(ctx context.Context, f Filter, p Page) (AccountPage, error) {
 	if err := f.validate(); err != nil {
 		return AccountPage{}, fmt.Errorf("quotas: %w", err)
 	}
-	if p.Limit <= 0 {
-		p.Limit = 50
+	limit, err := projections.PageLimit(p.Limit, MaxLimit)
+	if err != nil {
+		return AccountPage{}, fmt.Errorf("quotas: %w", err)
 	}
-	p.Limit = min(p.Limit, MaxLimit)
 	if p.Sort == "" {
 		p.Sort = SortAccount
 	}
@@ -347,42 +318,28 @@ func (r *Reader) Accounts(ctx context.Context, f Filter, p Page) (AccountPage, e
 		return AccountPage{}, fmt.Errorf("quotas: %w: unknown sort %q (account, free, allocated, absorption, payment_rate, realisation or first_allocated)",
 			domain.ErrInvalid, p.Sort)
 	}
-	where, args := f.where()
+	where := f.where()
 	if p.After != "" {
-		cond, cargs, err := decodeCursor(p.Sort, o, p.After)
-		if err != nil {
+		if err := afterCursor(&where, p.Sort, o, p.After); err != nil {
 			return AccountPage{}, err
 		}
-		where += " AND " + cond
-		args = append(args, cargs...)
 	}
-	inner := `SELECT ` + strings.Join(balanceColumns, ", ") + ` FROM ` + BalancesTable + ` WHERE ` + where +
-		` ORDER BY ` + o.orderBy() + ` LIMIT ` + strconv.Itoa(p.Limit+1)
+	inner := selectBalances + ` WHERE ` + where.String() +
+		` ORDER BY ` + o.orderBy() + ` LIMIT ` + strconv.Itoa(limit+1)
 	// The demand is computed for the page only, outside the ordered and
 	// limited scan.
-	q := r.withDemand(inner, o.orderBy())
 	var page AccountPage
-	var err error
-	page.Position, err = r.read(ctx, func(tx *sql.Tx) error {
-		var err error
-		page.Accounts, err = r.scanAccounts(ctx, tx, q, args)
-		return err
-	})
+	page.Accounts, page.Next, page.Position, err = projections.SelectPage(ctx, r.q, r.withDemand(inner, o.orderBy()), where.Args(), limit,
+		scanAccount, func(a Account) string { return encodeCursor(p.Sort, a) })
 	if err != nil {
 		return AccountPage{}, fmt.Errorf("quotas: accounts: %w", err)
-	}
-	if len(page.Accounts) > p.Limit {
-		page.Accounts = page.Accounts[:p.Limit]
-		page.Next = encodeCursor(p.Sort, page.Accounts[p.Limit-1])
 	}
 	return page, nil
 }
 
-// cursor is what a Next cursor holds: the sort, the last row's value of the
-// sort column (nil for NULL) and its key. Cursors are opaque to clients:
-// base64 of this JSON.
+// cursor is what a Next cursor holds after its sort: the last row's value
+// of the sort column (nil for NULL) and its key, as JSON.
 type cursor struct {
-	Sort  Sort      `json:"s"`
 	Value *int64    `json:"v,omitempty"`
 	Year  int       `json:"y"`
 	Key   [4]string `json:"k"` // program, agency, province, county
@@ -413,30 +370,34 @@ func (a Account) sortValue(s Sort) *int64 {
 }
 
 func encodeCursor(s Sort, a Account) string {
-	b, _ := json.Marshal(cursor{Sort: s, Value: a.sortValue(s), Year: a.FiscalYear,
+	b, _ := json.Marshal(cursor{Value: a.sortValue(s), Year: a.FiscalYear,
 		Key: [4]string{a.Program, a.Agency, a.Province, a.County}}) // a struct of strings and ints always marshals
-	return base64.RawURLEncoding.EncodeToString(b)
+	return projections.EncodeCursor(string(s), string(b))
 }
 
-func decodeCursor(s Sort, o order, text string) (string, []any, error) {
+// afterCursor adds to where the condition that keeps the rows after the
+// cursor's in the order o.
+func afterCursor(where *projections.Where, s Sort, o order, text string) error {
 	bad := fmt.Errorf("quotas: %w: the cursor is not one this query returned", domain.ErrInvalid)
-	raw, err := base64.RawURLEncoding.DecodeString(text)
-	if err != nil {
-		return "", nil, bad
+	raw, ok := projections.DecodeCursor(text, string(s))
+	if !ok {
+		return bad
 	}
 	var c cursor
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || c.Sort != s || (o.col == "" && c.Value != nil) || (!o.nullable && o.col != "" && c.Value == nil) {
-		return "", nil, bad
+	if err := dec.Decode(&c); err != nil || (o.col == "" && c.Value != nil) || (!o.nullable && o.col != "" && c.Value == nil) {
+		return bad
 	}
 	after := "(" + keyColumns + ") > (?, ?, ?, ?, ?)"
 	key := []any{c.Year, c.Key[0], c.Key[1], c.Key[2], c.Key[3]}
 	switch {
 	case o.col == "":
-		return after, key, nil
+		where.Add(after, key...)
+		return nil
 	case c.Value == nil: // among the NULLs, which come last
-		return "(" + o.col + " IS NULL AND " + after + ")", key, nil
+		where.Add("("+o.col+" IS NULL AND "+after+")", key...)
+		return nil
 	}
 	cmp := " > ?"
 	if o.desc {
@@ -446,7 +407,8 @@ func decodeCursor(s Sort, o order, text string) (string, []any, error) {
 	if o.nullable {
 		cond += " OR " + o.col + " IS NULL"
 	}
-	return cond + ")", append([]any{*c.Value, *c.Value}, key...), nil
+	where.Add(cond+")", append([]any{*c.Value, *c.Value}, key...)...)
+	return nil
 }
 
 // LedgerTotals sums the accounts of one ledger (fiscal year and program).
@@ -497,83 +459,56 @@ func (r *Reader) Totals(ctx context.Context, f Filter) (Totals, error) {
 	if err := f.validate(); err != nil {
 		return Totals{}, fmt.Errorf("quotas: %w", err)
 	}
-	where, args := f.where()
-	sum := func(col string) string {
-		return `CAST(COALESCE(SUM(` + col + `), 0) AS ` + r.db.Dialect.Int() + `)`
-	}
-	cols := []string{"fiscal_year", "program", "COUNT(*)"}
+	where := f.where()
+	d := r.q.Dialect()
+	cols := []string{"fiscal_year", "program", "COUNT(*) AS accounts"}
 	for _, c := range []string{"allocated_rials", "transferred_in_rials", "transferred_out_rials", "charged_rials", "released_rials",
 		"free_rials", "jobs_target", "facilities", "disbursed_rials", "jobs_verified"} {
-		cols = append(cols, sum(c))
+		cols = append(cols, d.Sum(c)+" AS "+c)
 	}
-	cols = append(cols, "MIN(first_allocated_at)")
-	balances := `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + BalancesTable + ` WHERE ` + where +
-		` GROUP BY fiscal_year, program ORDER BY fiscal_year, program`
+	cols = append(cols, "MIN(first_allocated_at) AS first_allocated_at")
 	// The unmet demand of a ledger is that of every demand row some account
 	// takes (its county's, or else its province's): the sum of the
 	// accounts' unmet demand, without computing it account by account.
-	demand := `SELECT fiscal_year, program, ` + sum("facilities") + `, ` + sum("requested_rials") + ` FROM ` + DemandTable + ` d
-WHERE ` + where + ` AND EXISTS (SELECT 1 FROM ` + BalancesTable + ` c
-	WHERE c.fiscal_year = d.fiscal_year AND c.program = d.program AND c.agency = d.agency AND c.province = d.province
-	AND (c.county = d.county OR c.county = ''))
-GROUP BY fiscal_year, program`
-	var out Totals
-	var err error
-	out.Position, err = r.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, r.db.Dialect.Rebind(balances), args...)
-		if err != nil {
+	// Demand is only ever taken by an account, so its ledger is among the
+	// balances'. One statement, so that both sums are of one snapshot.
+	q := `SELECT b.*, COALESCE(u.facilities, 0), COALESCE(u.requested_rials, 0) FROM (
+	SELECT ` + strings.Join(cols, ", ") + ` FROM ` + BalancesTable + ` WHERE ` + where.String() + ` GROUP BY fiscal_year, program
+) b LEFT JOIN (
+	SELECT fiscal_year, program, ` + d.Sum("facilities") + ` AS facilities, ` + d.Sum("requested_rials") + ` AS requested_rials FROM ` + DemandTable + ` d
+	WHERE ` + where.String() + ` AND EXISTS (SELECT 1 FROM ` + BalancesTable + ` c
+		WHERE c.fiscal_year = d.fiscal_year AND c.program = d.program AND c.agency = d.agency AND c.province = d.province
+		AND (c.county = d.county OR c.county = ''))
+	GROUP BY fiscal_year, program
+) u ON u.fiscal_year = b.fiscal_year AND u.program = b.program
+ORDER BY b.fiscal_year, b.program`
+	var (
+		out Totals
+		err error
+	)
+	out.Position, err = r.q.Select(ctx, q, append(slices.Clone(where.Args()), where.Args()...), func(s *projections.Row) error {
+		var (
+			l     LedgerTotals
+			fy    int64
+			first sql.NullInt64
+		)
+		if err := s.Scan(&fy, &l.Program, &l.Accounts, &l.AllocatedRials, &l.TransferredInRials, &l.TransferredOutRials,
+			&l.ChargedRials, &l.ReleasedRials, &l.FreeRials, &l.JobsTarget, &l.Facilities, &l.DisbursedRials,
+			&l.JobsVerified, &first, &l.UnmetFacilities, &l.UnmetRequestedRials); err != nil {
 			return err
 		}
-		defer rows.Close()
-		index := map[string]int{}
-		for rows.Next() {
-			var (
-				l     LedgerTotals
-				fy    int64
-				first sql.NullInt64
-			)
-			if err := rows.Scan(&fy, &l.Program, &l.Accounts, &l.AllocatedRials, &l.TransferredInRials, &l.TransferredOutRials,
-				&l.ChargedRials, &l.ReleasedRials, &l.FreeRials, &l.JobsTarget, &l.Facilities, &l.DisbursedRials,
-				&l.JobsVerified, &first); err != nil {
-				return err
-			}
-			l.FiscalYear = int(fy)
-			l.OpenChargesRials = l.ChargedRials - l.ReleasedRials
-			l.Conserved = l.AllocatedRials == l.FreeRials+l.OpenChargesRials
-			if first.Valid {
-				t := time.UnixMicro(first.Int64).UTC()
-				l.FirstAllocatedAt = &t
-			}
-			l.AbsorptionPct = pct(ppm(l.ChargedRials, l.AllocatedRials))
-			l.PaymentRatePct = pct(ppm(l.DisbursedRials, l.ChargedRials))
-			l.RealisationPct = pct(ppm(l.JobsVerified, l.JobsTarget))
-			index[quota.Stream(l.FiscalYear, l.Program)] = len(out.Ledgers)
-			out.Ledgers = append(out.Ledgers, l)
+		l.FiscalYear = int(fy)
+		l.OpenChargesRials = l.ChargedRials - l.ReleasedRials
+		l.Conserved = l.AllocatedRials == l.FreeRials+l.OpenChargesRials
+		if first.Valid {
+			t := time.UnixMicro(first.Int64).UTC()
+			l.FirstAllocatedAt = &t
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		rows, err = tx.QueryContext(ctx, r.db.Dialect.Rebind(demand), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				fy, n, rials int64
-				program      string
-			)
-			if err := rows.Scan(&fy, &program, &n, &rials); err != nil {
-				return err
-			}
-			// Demand is only ever taken by an account, so its ledger is
-			// among the balances'.
-			if i, ok := index[quota.Stream(int(fy), program)]; ok {
-				out.Ledgers[i].UnmetFacilities, out.Ledgers[i].UnmetRequestedRials = n, rials
-			}
-		}
-		return rows.Err()
+		l.AbsorptionPct = pct(ppm(l.ChargedRials, l.AllocatedRials))
+		l.PaymentRatePct = pct(ppm(l.DisbursedRials, l.ChargedRials))
+		l.RealisationPct = pct(ppm(l.JobsVerified, l.JobsTarget))
+		out.Ledgers = append(out.Ledgers, l)
+		return nil
 	})
 	if err != nil {
 		return Totals{}, fmt.Errorf("quotas: totals: %w", err)
