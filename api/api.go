@@ -56,6 +56,10 @@ type Config struct {
 	// Engine's Reader where the projections run in this process (woken by
 	// its commits); when nil the server polls the checkpoints.
 	Positions *projections.Reader
+	// AnswerCacheBytes bounds the answer cache (answers.go), which serves
+	// a read-model query's answer again while the read model has not
+	// moved: default DefaultAnswerCacheBytes; negative turns it off.
+	AnswerCacheBytes int64
 }
 
 func (c *Config) setDefaults() {
@@ -74,6 +78,9 @@ func (c *Config) setDefaults() {
 	if c.MaxWait <= 0 {
 		c.MaxWait = 5 * time.Second
 	}
+	if c.AnswerCacheBytes == 0 {
+		c.AnswerCacheBytes = DefaultAnswerCacheBytes
+	}
 }
 
 // Server serves the API. Create it with New; it is an http.Handler.
@@ -89,12 +96,25 @@ type Server struct {
 	travel *timeTravel // reports as of a past moment (asof.go); nil without a store
 
 	verifications *verifications // background verifications of the log (audit_verify.go)
+
+	// positions tells the read models' checkpoints: Config.Positions, or
+	// a Reader polling them.
+	positions *projections.Reader
+	answers   *answerCache // nil when turned off
 }
 
 // New builds the server's routes.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, policy: auth.DefaultPolicy(), mux: http.NewServeMux(), metrics: prometheus.NewRegistry()}
+	s.positions = cfg.Positions
+	if s.positions == nil && cfg.ReadModels != nil {
+		s.positions = projections.NewReader(cfg.ReadModels, queryProjectors()...)
+	}
+	if s.positions != nil && cfg.AnswerCacheBytes > 0 {
+		s.answers = newAnswerCache(s.positions, cfg.AnswerCacheBytes)
+		s.metrics.MustRegister(s.answers.lookups, s.answers.bytes)
+	}
 	s.travel = newTimeTravel(s)
 	s.verifications = newVerifications(cfg.Store, cfg.Logger)
 	s.requestLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -101,12 +101,9 @@ func queryProjectors() []projections.Projector {
 func (s *Server) newQueries() *queries {
 	db := s.cfg.ReadModels
 	q := &queries{
-		s: s, positions: s.cfg.Positions,
+		s: s, positions: s.positions,
 		facilities: facilities.NewReader(db), quotas: quotas.NewReader(db), banks: banks.NewReader(db),
 		inspections: inspections.NewReader(db), deviations: deviations.NewReader(db),
-	}
-	if q.positions == nil && db != nil {
-		q.positions = projections.NewReader(db, queryProjectors()...)
 	}
 	return q
 }

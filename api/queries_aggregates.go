@@ -222,6 +222,7 @@ func jobCountFigure(g facilities.JobCount, sort string) int64 {
 func (q *queries) jobCountsRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/job-counts", Action: auth.ActionReadJobCounts, Handle: q.jobCounts,
+		Cache: &cacheSpec{model: facilities.Name, replays: asOfParams},
 		Doc: routeDoc{
 			Summary: "Job counts: the funnel, money and jobs, grouped",
 			Description: "Sums of the job_counts read model over the facilities matching the filters (ANDed with the caller's scope), " +
@@ -402,6 +403,7 @@ func inspectionFigure(g inspections.Group, sort string) [2]int64 {
 func (q *queries) inspectionStatsRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/inspections/stats", Action: auth.ActionReadInspections, Handle: q.inspectionStats,
+		Cache: &cacheSpec{model: inspections.Name},
 		Doc: routeDoc{
 			Summary: "Field inspection statistics, grouped",
 			Description: "What field inspections found, from the inspections read model, over the inspections matching the filters " +

@@ -134,6 +134,7 @@ var stageNames = []string{
 func (q *queries) listFacilitiesRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/facilities", Action: auth.ActionReadFacilities, Handle: q.listFacilities,
+		Cache: &cacheSpec{model: facilities.Name},
 		Doc: routeDoc{
 			Summary: "List facilities",
 			Description: "Facilities from the facilities read model, filtered (ANDed with the caller's scope: a province office " +
@@ -224,6 +225,7 @@ type facilityAnswer struct {
 func (q *queries) facilityRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/facilities/{id}", Action: auth.ActionReadFacilities, Handle: q.facility,
+		Cache: &cacheSpec{model: facilities.Name, replays: asOfParams},
 		Doc: routeDoc{
 			Summary: "One facility, now or as it stood at a past moment",
 			Description: "Without as_of or as_of_position: the facility's row in the facilities read model (min_position applies)." +

@@ -81,6 +81,7 @@ var quotaSorts = []string{"account", "free", "allocated", "absorption", "payment
 func (q *queries) quotaAccountsRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/quotas/accounts", Action: auth.ActionReadQuotas, Handle: q.quotaAccounts,
+		Cache: &cacheSpec{model: quotas.Name, replays: asOfParams},
 		Doc: routeDoc{
 			Summary: "Quota accounts and their use",
 			Description: "One row per quota account (fiscal year, programme, agency, province and, for a county's own quota, county) " +
@@ -177,6 +178,7 @@ type quotaTotalsAnswer struct {
 func (q *queries) quotaTotalsRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/quotas/totals", Action: auth.ActionReadQuotas, Handle: q.quotaTotals,
+		Cache: &cacheSpec{model: quotas.Name, replays: asOfParams},
 		Doc: routeDoc{
 			Summary: "Quota totals per ledger",
 			Description: "The accounts of each quota ledger (fiscal year and programme) summed, with conservation made visible " +
@@ -297,6 +299,7 @@ func backlogCSV(b banks.Backlog) []string {
 func (q *queries) bankPerformanceRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/banks/performance", Action: auth.ActionReadBanks, Handle: q.bankPerformance,
+		Cache: &cacheSpec{model: banks.Name, clock: "as_of"},
 		Doc: routeDoc{
 			Summary: "Bank performance: backlogs and how long steps take",
 			Description: "Per bank (or per another dimension, group_by), over the facilities matching the filters (ANDed with the " +
@@ -470,6 +473,7 @@ var deviationSorts = []string{"opened", "updated", "recovered", "id"}
 func (q *queries) deviationsRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/deviations", Action: auth.ActionReadDeviations, Handle: q.listDeviations,
+		Cache: &cacheSpec{model: deviations.Name},
 		Doc: routeDoc{
 			Summary: "Audit cases (deviations, violations, discrepancies)",
 			Description: "Every audit case's current state from the deviations read model, filtered (ANDed with the caller's scope), " +
@@ -589,6 +593,7 @@ type trailAnswer struct {
 func (q *queries) deviationTrailRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/deviations/{facility_id}/{deviation_id}", Action: auth.ActionReadDeviations,
+		Cache:  &cacheSpec{model: deviations.Name},
 		Handle: q.deviationTrail,
 		Doc: routeDoc{
 			Summary: "One audit case with its full trail",

@@ -21,7 +21,10 @@ type route struct {
 	Action auth.Action
 	Global bool
 	Handle func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
-	Doc    routeDoc
+	// Cache, when set, lets the answer cache keep the route's answers
+	// (answers.go).
+	Cache *cacheSpec
+	Doc   routeDoc
 }
 
 // routeDoc is a route's part of the OpenAPI document (openapi.go).
@@ -88,7 +91,11 @@ func (s *Server) wrap(rt route) http.Handler {
 		if rt.Global {
 			err = s.policy.Authorize(p, rt.Action, auth.Resource{})
 		}
-		if err == nil {
+		switch {
+		case err != nil:
+		case rt.Cache != nil && s.answers != nil:
+			err = s.answers.serve(w, r, p, rt.Cache, func(w http.ResponseWriter) error { return rt.Handle(w, r, p) })
+		default:
 			err = rt.Handle(w, r, p)
 		}
 		if err != nil {

@@ -249,6 +249,9 @@ type Env struct {
 	// RunID makes the run's schema names unique; the parent drops every
 	// schema named bench_*_<RunID> when the run ends.
 	RunID string
+	// Keep leaves the seeded logs in place when the run ends (payesh bench
+	// --keep): a later run with the same Work and RunID reuses them.
+	Keep bool
 	// Log receives progress lines.
 	Log io.Writer
 	// Projectors are the read models the rebuild scenarios rebuild and

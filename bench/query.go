@@ -138,7 +138,7 @@ func queryBaseline(ctx context.Context, env *Env, b backend) ([]Point, error) {
 	}
 	// The baseline runs last: the log goes with it, once the server is
 	// gone.
-	defer lg.drop()
+	defer lg.dropUnlessKept()
 	defer srv.stop()
 	client := newLoadClient(srv.base, queryClients)
 	defer client.close()

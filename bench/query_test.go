@@ -62,7 +62,10 @@ func TestQueryQuick(t *testing.T) {
 			require.True(t, ok, "%s: %s: all", res.Scenario.Name, side.Label)
 			require.Positive(t, all.Rate())
 			require.Contains(t, all.Note, "errors: none", "%s: %s", res.Scenario.Name, side.Label)
-			require.Contains(t, all.Note, "keep-alive: 32 connections, none opened while measuring")
+			// Keep-alive holds while measuring. Before, the transport may
+			// have replaced a connection (seen once in a loaded test run:
+			// 33 opened in all).
+			require.Regexp(t, `keep-alive: 3[23] connections, none opened while measuring`, all.Note)
 			if _, err := os.Stat("/proc/self/status"); err == nil {
 				require.Positive(t, all.PeakRSS, "payeshd's peak RSS")
 			}

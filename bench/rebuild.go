@@ -311,7 +311,7 @@ func rebuildBaseline(ctx context.Context, env *Env, b backend) ([]Point, error) 
 		return nil, err
 	}
 	// The baseline runs last: the log goes with it.
-	defer lg.drop()
+	defer lg.dropUnlessKept()
 	raw, err := openRawReader(ctx, env, b, lg.schema, lg.path)
 	if err != nil {
 		return nil, err
@@ -608,6 +608,16 @@ func (lg *rebuildLog) close() {
 		_ = lg.st.Close()
 		lg.st = nil
 	}
+}
+
+// dropUnlessKept drops the log, or only closes it when the run keeps its
+// fixtures (Env.Keep).
+func (lg *rebuildLog) dropUnlessKept() {
+	if lg.env.Keep {
+		lg.close()
+		return
+	}
+	lg.drop()
 }
 
 // drop closes the log and deletes it and its record.

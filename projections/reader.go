@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/payesh/payesh/eventstore"
@@ -38,6 +40,8 @@ type Reader struct {
 	names map[string]string // projector or table name -> projector name
 	wake  *eventstore.Signal
 	poll  time.Duration
+
+	seen sync.Map // projector name -> *atomic.Pointer[seenCheckpoint], see Current
 }
 
 // NewReader returns a Reader over the read models of the given projectors.
@@ -115,6 +119,71 @@ func (r *Reader) WaitFor(ctx context.Context, name string, position uint64, time
 		case <-wake:
 		case <-poll.C:
 		}
+	}
+}
+
+// Checkpoint is what a read model's content is a function of: the
+// position of the log it reflects, and which build of it holds that
+// (its projector's version and the generation of its tables, which a
+// blue/green rebuild's swap moves on). Two answers read at the same
+// Checkpoint are the same answer.
+type Checkpoint struct {
+	Position   uint64
+	Version    int
+	Generation int64
+}
+
+// seenCheckpoint is a checkpoint as Current last read it.
+type seenCheckpoint struct {
+	cp   Checkpoint
+	at   time.Time
+	wake <-chan struct{} // closed by the Engine's next commit; nil without an Engine
+}
+
+// Current returns the read model's checkpoint as recently read: read
+// again from the database when the Engine behind the Reader (if any) has
+// committed since, and at least once per poll interval (50 ms) whatever
+// the Engine says, for what other processes commit (a projector process,
+// a rebuild's swap). It costs a database read at most once per commit or
+// interval, so it can be asked on every request: an answer cache keyed by
+// it serves answers at most one interval older than the database has,
+// each with the position it reflects.
+//
+// A projection that never ran is at the zero Checkpoint.
+func (r *Reader) Current(ctx context.Context, name string) (Checkpoint, error) {
+	p, ok := r.names[name]
+	if !ok {
+		return Checkpoint{}, fmt.Errorf("%w: %q", ErrUnknownProjection, name)
+	}
+	v, _ := r.seen.LoadOrStore(p, new(atomic.Pointer[seenCheckpoint]))
+	slot := v.(*atomic.Pointer[seenCheckpoint])
+	if s := slot.Load(); s != nil && time.Since(s.at) < r.poll && !closed(s.wake) {
+		return s.cp, nil
+	}
+	// The wake channel is taken before the read, so that a commit after
+	// the read closes it and the next call reads again.
+	next := &seenCheckpoint{at: time.Now()}
+	if r.wake != nil {
+		next.wake = r.wake.C()
+	}
+	st, err := r.state(ctx, p)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	next.cp = Checkpoint{Position: st.Position, Version: st.Version, Generation: st.Generation}
+	slot.Store(next)
+	return next.cp, nil
+}
+
+func closed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -44,6 +44,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	peerCap := fs.Duration("peer-cap", 0, "time cap for each watermill-sql consumption (default 3m, quick 20s)")
 	merge := fs.Bool("merge", false, "merge this run's results into the report at --out (default docs/BENCHMARKS.md), replacing its results of the benchmarks run and keeping the others")
 	rerender := fs.Bool("rerender", false, "rewrite the report (--out, default docs/BENCHMARKS.md) from the measurements it holds, with the current prose, without measuring")
+	keep := fs.Bool("keep", false, "keep the seeded logs (schemas, SQLite files in --work) when done, so that a later run with the same --work and --run-id reuses them instead of seeding again")
 	profiles := fs.String("cpuprofile", "", "write a CPU profile of each side's process to this directory (SCENARIO-SIDE.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -77,7 +78,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Every process of the run (this one and each side's child) rebuilds
 	// and runs the read models payesh and payeshd run.
-	env := bench.Env{Sizes: sizes, PG: *pg, Work: *work, RunID: *runID, Log: stderr, Projectors: readModels()}
+	env := bench.Env{Sizes: sizes, PG: *pg, Work: *work, RunID: *runID, Keep: *keep, Log: stderr, Projectors: readModels()}
+	if *keep && (*work == "" || *runID == "") {
+		return &exitError{code: 2, err: errors.New("--keep needs --work and --run-id: a later run finds the logs by them")}
+	}
 
 	if *side != "" {
 		if env.Work == "" || env.RunID == "" {
@@ -109,6 +113,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		env.Work = dir
 	}
 	defer func() {
+		if env.Keep {
+			fmt.Fprintf(stderr, "payesh bench: kept the seeded logs (schemas bench_*_%s, files in %s)\n", env.RunID, env.Work)
+			return
+		}
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		names, err := bench.RunSchemas(cctx, env.PG, env.RunID)
@@ -144,6 +152,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		exe = os.Args[0]
 	}
 	childArgs := []string{"bench", "--pg", env.PG, "--work", env.Work, "--run-id", env.RunID}
+	if env.Keep {
+		childArgs = append(childArgs, "--keep")
+	}
 	if *quick {
 		childArgs = append(childArgs, "--quick")
 	}

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -87,7 +88,11 @@ type Main struct {
 	TokenPubKeys    string // PEM file of accepted token public keys
 	APIKeys         string // JSON Lines file of hashed API keys
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// AnswerCacheMB is the memory for read-model answers served again
+	// while their read model has not moved (api.Config.AnswerCacheBytes);
+	// 0 turns the cache off.
+	AnswerCacheMB int
+	Logger        *slog.Logger
 
 	store    eventstore.Store
 	db       *projections.DB
@@ -107,6 +112,7 @@ func NewMain() *Main {
 		Addr:            ":8080",
 		Role:            RoleAll,
 		ShutdownTimeout: 15 * time.Second,
+		AnswerCacheMB:   api.DefaultAnswerCacheBytes >> 20,
 		Logger:          slog.New(slog.NewJSONHandler(os.Stderr, nil)),
 	}
 }
@@ -125,6 +131,13 @@ func (m *Main) ParseFlags(args []string) error {
 	if v := os.Getenv("PAYESH_DEV"); v == "1" || v == "true" {
 		m.Dev = true
 	}
+	if v := os.Getenv("PAYESH_ANSWER_CACHE_MB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("PAYESH_ANSWER_CACHE_MB=%q: want a number of MiB", v)
+		}
+		m.AnswerCacheMB = n
+	}
 	fs := flag.NewFlagSet("payeshd", flag.ContinueOnError)
 	fs.StringVar(&m.StoreURL, "store", m.StoreURL, "event store URL: sqlite://PATH or postgres://USER@HOST:PORT/DB[?schema=NAME]")
 	fs.StringVar(&m.Addr, "addr", m.Addr, "address to serve HTTP on")
@@ -134,8 +147,12 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.TokenPubKeys, "token-pubkey", m.TokenPubKeys, "PEM file with the Ed25519 public keys whose tokens are accepted (payesh token keygen)")
 	fs.StringVar(&m.APIKeys, "api-keys", m.APIKeys, "file of hashed API keys and the principals they grant (payesh token apikey)")
 	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "how long to let requests finish on shutdown")
+	fs.IntVar(&m.AnswerCacheMB, "answer-cache-mb", m.AnswerCacheMB, "MiB of read-model query answers kept and served again while their read model has not moved (env PAYESH_ANSWER_CACHE_MB); 0 turns the cache off")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if m.AnswerCacheMB < 0 {
+		return fmt.Errorf("--answer-cache-mb %d: want 0 (off) or more", m.AnswerCacheMB)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -157,7 +174,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.store = store
 
-	cfg := api.Config{Store: store, Logger: m.Logger}
+	cfg := api.Config{Store: store, Logger: m.Logger, AnswerCacheBytes: int64(m.AnswerCacheMB) << 20}
+	if m.AnswerCacheMB == 0 {
+		cfg.AnswerCacheBytes = -1
+	}
 	if m.db, err = projections.OpenDB(store); err != nil {
 		return err
 	}
