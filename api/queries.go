@@ -618,6 +618,10 @@ func answer(w http.ResponseWriter, position uint64, v any) error {
 	h.Set(positionHeader, strconv.FormatUint(position, 10))
 	h.Set("Cache-Control", "no-store")
 	h.Set("Vary", "Accept, Accept-Language, Authorization")
+	// With its length known, net/http writes the body in one system
+	// call rather than as chunks of a few KiB each (a page of 100
+	// facilities is about 90 KiB).
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
 	return nil

@@ -195,6 +195,10 @@ type Sizes struct {
 	// how many single-event appends live lag is timed over.
 	RebuildFacilities []int
 	LagAppends        int
+	// ReplayFacilities is the size of the seeded history, in facilities,
+	// every read model is replayed from (a multiple of BulkPiece; 1.4M
+	// facilities is about 10M events).
+	ReplayFacilities int
 }
 
 // FullSizes are the sizes the issue asks for.
@@ -213,6 +217,7 @@ func FullSizes() Sizes {
 
 		RebuildFacilities: []int{250_000, 1_000_000},
 		LagAppends:        200,
+		ReplayFacilities:  1_400_000,
 	}
 }
 
@@ -233,6 +238,7 @@ func QuickSizes() Sizes {
 
 		RebuildFacilities: []int{400, 1200},
 		LagAppends:        40,
+		ReplayFacilities:  800,
 	}
 }
 
@@ -283,6 +289,8 @@ func Scenarios() []Scenario {
 		subscribeScenario(),
 		verifyScenario(backendPostgres),
 		verifyScenario(backendSQLite),
+		replayScenario(backendPostgres),
+		replayScenario(backendSQLite),
 		rebuildScenario(backendPostgres),
 		rebuildScenario(backendSQLite),
 		queryScenario(backendPostgres),

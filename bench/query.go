@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -173,6 +175,9 @@ type loadRun struct {
 	// connections is the number of connections the client opened in all
 	// (the measurement's own are loadResult.dials).
 	connections int64
+	// cache counts payeshd's answer cache lookups while measuring, by
+	// result (hit, miss, bypass); nil when payeshd has no cache.
+	cache map[string]float64
 }
 
 // measureLoad warms the server up with the clients, then measures them.
@@ -188,14 +193,68 @@ func (env *Env) measureLoad(ctx context.Context, client *loadClient, srv *queryS
 	pid := srv.cmd.Process.Pid
 	resetPeakOf(pid)
 	serverCPU, selfCPU := cpuOf(pid), ownCPU()
+	cacheBefore := answerCacheLookups(ctx, srv)
 	res, err := client.run(ctx, queryClients, measure, 4, next)
 	if err != nil {
 		return nil, err
 	}
-	return &loadRun{
+	run := &loadRun{
 		loadResult: res, warm: warm, serverPeak: peakRSSOf(pid),
 		serverCPU: cpuOf(pid) - serverCPU, selfCPU: ownCPU() - selfCPU, connections: client.dials.Load(),
-	}, nil
+	}
+	if after := answerCacheLookups(ctx, srv); after != nil && cacheBefore != nil {
+		run.cache = map[string]float64{}
+		for k, v := range after {
+			run.cache[k] = v - cacheBefore[k]
+		}
+	}
+	return run, nil
+}
+
+// answerCacheLookups reads payeshd's answer cache counters from /metrics
+// (payesh_answer_cache_lookups_total by result), nil when it has none.
+func answerCacheLookups(ctx context.Context, srv *queryServer) map[string]float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.base+"/metrics", nil)
+	if err != nil {
+		return nil
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		return nil
+	}
+	const prefix = `payesh_answer_cache_lookups_total{result="`
+	var out map[string]float64
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		result, value, ok := strings.Cut(rest, `"} `)
+		n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if !ok || err != nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]float64{}
+		}
+		out[result] = n
+	}
+	return out
+}
+
+// cacheNote says how the answer cache served a measured run.
+func cacheNote(c map[string]float64) string {
+	total := c["hit"] + c["miss"] + c["bypass"]
+	if total == 0 {
+		return ""
+	}
+	return fmt.Sprintf("answer cache while measuring: %.0f%% of queries answered from it (%.0f hits, %.0f read from the database)",
+		100*c["hit"]/total, c["hit"], c["miss"]+c["bypass"])
 }
 
 // queryPoints turns a measured run of the mix into the table's points.
@@ -234,6 +293,7 @@ func overallPoints(res *loadRun, srv *queryServer) (rate, lat Point) {
 	if n := res.warm.total.errorCount(); n > 0 {
 		rate.Note += "; before the measurement (probe and warm-up), " + res.warm.total.errorsNote()
 	}
+	rate.Note = joinNotes(rate.Note, cacheNote(res.cache))
 	lat = Point{Key: queryLatencyKey, Events: int64(len(total.ok)), Seconds: res.elapsed.Seconds(), PeakRSS: res.serverPeak,
 		Latency: total.latency()}
 	if len(res.slowest) > 0 {
@@ -432,12 +492,18 @@ func (env *Env) serveQueryLog(ctx context.Context, b backend, side string) (*reb
 // rebuildLogComplete reports whether the rebuild log is there at every
 // size (as openRebuildLog judges it), so that opening it seeds nothing.
 func (env *Env) rebuildLogComplete(b backend) bool {
+	return env.seededLogComplete(b, rebuildLabel, env.Sizes.RebuildFacilities)
+}
+
+// seededLogComplete reports whether the seeded log named label is there
+// at every one of sizes.
+func (env *Env) seededLogComplete(b backend, label string, sizes []int) bool {
 	var rec rebuildRecord
-	data, err := os.ReadFile(env.rebuildRecordPath(b))
+	data, err := os.ReadFile(env.seededRecordPath(label, b))
 	if err != nil || json.Unmarshal(data, &rec) != nil {
 		return false
 	}
-	for _, f := range env.Sizes.RebuildFacilities {
+	for _, f := range sizes {
 		if _, ok := rec.Heads[f]; !ok {
 			return false
 		}

@@ -336,12 +336,33 @@ func (c *loadClient) probe(ctx context.Context, reqs []queryRequest) (*loadResul
 }
 
 // nextPage returns a list answer's link to its next page ("" on the last).
+//
+// It finds the top-level "next" member without decoding the page: a page
+// of 100 facilities is about 90 KiB of JSON, and decoding every one of
+// them took more than half the load generator's CPU time, which on a small
+// machine is taken from the server measured. The member is the last
+// "next" key of the answer (it follows the items, whose objects have no
+// member of that name); only its string is decoded.
 func nextPage(body []byte) string {
-	var page struct {
-		Next string `json:"next"`
-	}
-	if json.Unmarshal(body, &page) != nil {
+	const key = `"next":`
+	i := bytes.LastIndex(body, []byte(key))
+	if i < 0 {
 		return ""
 	}
-	return page.Next
+	rest := bytes.TrimLeft(body[i+len(key):], " \t\r\n")
+	if len(rest) == 0 || rest[0] != '"' {
+		return "" // null, or not a page
+	}
+	end := 1
+	for end < len(rest) && rest[end] != '"' {
+		if rest[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	var next string
+	if end >= len(rest) || json.Unmarshal(rest[:end+1], &next) != nil {
+		return ""
+	}
+	return next
 }

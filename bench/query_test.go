@@ -227,3 +227,17 @@ func TestServerLogFindsTheAddress(t *testing.T) {
 	require.Equal(t, lines, string(b), "everything reaches the log file")
 	require.True(t, strings.HasSuffix(string(b), `{"msg":"request"}`+"\n"))
 }
+
+func TestNextPage(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"items":[{"id":"a","stage":"next"}],"next_cursor":"c1","next":"/v1/facilities?cursor=c1&fiscal_year=1403","position":9}`,
+			"/v1/facilities?cursor=c1&fiscal_year=1403"},
+		{`{"items":[],"next": "/v1/x?a=\"q\"\u0026b=1"}`, `/v1/x?a="q"&b=1`},
+		{`{"items":[{"id":"a"}],"position":9}`, ""},
+		{`{"items":[],"next":null}`, ""},
+		{`{"items":[],"next":"unterminated`, ""},
+		{`not json`, ""},
+	} {
+		require.Equal(t, tc.want, nextPage([]byte(tc.body)), tc.body)
+	}
+}

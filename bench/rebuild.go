@@ -507,8 +507,13 @@ func (h *heapWatch) stop() uint64 {
 // in rebuild-<backend>.json where the log's head was at each; the baseline
 // reads the same positions and drops the log when done.
 type rebuildLog struct {
-	env    *Env
-	b      backend
+	env *Env
+	b   backend
+	// label names the log's schema, file and record ("rebuild", or
+	// "replay" for the replay scenario's); sizes are the sizes it is
+	// seeded to, in facilities, one history of the largest.
+	label  string
+	sizes  []int
 	st     eventstore.Store
 	schema string // PostgreSQL
 	path   string // SQLite
@@ -523,24 +528,39 @@ type rebuildRecord struct {
 	Heads map[int]uint64 `json:"heads"`
 }
 
-func (env *Env) rebuildRecordPath(b backend) string {
-	return filepath.Join(env.Work, "rebuild-"+b.short+".json")
+func (env *Env) rebuildRecordPath(b backend) string { return env.seededRecordPath(rebuildLabel, b) }
+
+func (env *Env) seededRecordPath(label string, b backend) string {
+	return filepath.Join(env.Work, label+"-"+b.short+".json")
 }
+
+// The seeded logs: the rebuild (and query) scenarios', and the replay
+// scenario's.
+const (
+	rebuildLabel = "rebuild"
+	replayLabel  = "replay"
+)
 
 // newRebuildLog creates an empty rebuild log, dropping any left over, and
 // writes the reference data into it (ledger.Service.EnsureReference, as
 // payesh seed does).
 func (env *Env) newRebuildLog(ctx context.Context, b backend) (*rebuildLog, error) {
-	lg := &rebuildLog{env: env, b: b, rec: rebuildRecord{Heads: map[int]uint64{}}}
-	_ = os.Remove(env.rebuildRecordPath(b))
+	return env.newSeededLog(ctx, b, rebuildLabel, env.Sizes.RebuildFacilities)
+}
+
+// newSeededLog creates an empty seeded log named label, to be grown to
+// sizes.
+func (env *Env) newSeededLog(ctx context.Context, b backend, label string, sizes []int) (*rebuildLog, error) {
+	lg := &rebuildLog{env: env, b: b, label: label, sizes: sizes, rec: rebuildRecord{Heads: map[int]uint64{}}}
+	_ = os.Remove(env.seededRecordPath(label, b))
 	if b == backendPostgres {
-		schema, _, err := env.freshSchema(ctx, "rebuild")
+		schema, _, err := env.freshSchema(ctx, label)
 		if err != nil {
 			return nil, err
 		}
 		lg.schema = schema
 	} else {
-		path, _, err := env.sqlitePath("rebuild")
+		path, _, err := env.sqlitePath(label)
 		if err != nil {
 			return nil, err
 		}
@@ -564,26 +584,33 @@ func (env *Env) newRebuildLog(ctx context.Context, b backend) (*rebuildLog, erro
 // is not there at every size (the baseline run alone, or after a failure),
 // seeds a new one.
 func (env *Env) openRebuildLog(ctx context.Context, b backend) (*rebuildLog, error) {
+	return env.openSeededLog(ctx, b, rebuildLabel, env.Sizes.RebuildFacilities)
+}
+
+// openSeededLog opens the seeded log named label if it is there at every
+// one of sizes, else seeds a new one.
+func (env *Env) openSeededLog(ctx context.Context, b backend, label string, sizes []int) (*rebuildLog, error) {
 	var rec rebuildRecord
-	data, err := os.ReadFile(env.rebuildRecordPath(b))
+	data, err := os.ReadFile(env.seededRecordPath(label, b))
 	complete := err == nil && json.Unmarshal(data, &rec) == nil
-	for _, f := range env.Sizes.RebuildFacilities {
+	for _, f := range sizes {
 		_, ok := rec.Heads[f]
 		complete = complete && ok
 	}
 	if complete {
-		lg := &rebuildLog{env: env, b: b, rec: rec, schema: env.SchemaName("rebuild"), path: filepath.Join(env.Work, "rebuild.db")}
+		lg := &rebuildLog{env: env, b: b, label: label, sizes: sizes, rec: rec,
+			schema: env.SchemaName(label), path: filepath.Join(env.Work, label+".db")}
 		if err := lg.open(ctx); err != nil {
 			return nil, err
 		}
 		return lg, nil
 	}
-	env.logf("no complete rebuild log: seeding one")
-	lg, err := env.newRebuildLog(ctx, b)
+	env.logf("no complete %s log: seeding one", label)
+	lg, err := env.newSeededLog(ctx, b, label, sizes)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range env.Sizes.RebuildFacilities {
+	for _, f := range sizes {
 		if _, err := lg.grow(ctx, f); err != nil {
 			lg.drop()
 			return nil, err
@@ -623,7 +650,7 @@ func (lg *rebuildLog) dropUnlessKept() {
 // drop closes the log and deletes it and its record.
 func (lg *rebuildLog) drop() {
 	lg.close()
-	_ = os.Remove(lg.env.rebuildRecordPath(lg.b))
+	_ = os.Remove(lg.env.seededRecordPath(lg.label, lg.b))
 	if lg.b == backendPostgres {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -649,12 +676,12 @@ func (lg *rebuildLog) grow(ctx context.Context, facilities int) (string, error) 
 	if facilities%piece != 0 || lg.rec.Facilities%piece != 0 {
 		return "", fmt.Errorf("bench: %d facilities is not a whole number of pieces of %d", facilities, piece)
 	}
-	src, err := newSeededSource(slices.Max(sizes.RebuildFacilities), piece, rebuildSeed)
+	src, err := newSeededSource(slices.Max(lg.sizes), piece, rebuildSeed)
 	if err != nil {
 		return "", err
 	}
 	start := time.Now()
-	lg.env.logf("seeding the rebuild log from %s to %s facilities", Count(lg.rec.Facilities), Count(facilities))
+	lg.env.logf("seeding the %s log from %s to %s facilities", lg.label, Count(lg.rec.Facilities), Count(facilities))
 	type next struct {
 		appends []eventstore.StreamAppend
 		err     error
@@ -711,7 +738,7 @@ func (lg *rebuildLog) grow(ctx context.Context, facilities int) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(lg.env.rebuildRecordPath(lg.b), data, 0o644); err != nil {
+	if err := os.WriteFile(lg.env.seededRecordPath(lg.label, lg.b), data, 0o644); err != nil {
 		return "", err
 	}
 	switch st := lg.st.(type) {

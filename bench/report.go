@@ -28,6 +28,7 @@ const (
 	sectionVerify    = "Verify"
 	sectionRebuild   = "Projection rebuild"
 	sectionQuery     = "Query latency"
+	sectionReplay    = "Replay"
 )
 
 var sectionNotes = map[string]string{
@@ -37,6 +38,7 @@ var sectionNotes = map[string]string{
 	sectionVerify:    "verify.md",
 	sectionRebuild:   "rebuild.md",
 	sectionQuery:     "query.md",
+	sectionReplay:    "replay.md",
 }
 
 var rowHeadings = map[string]string{
@@ -46,6 +48,7 @@ var rowHeadings = map[string]string{
 	sectionVerify:    "log",
 	sectionRebuild:   "log",
 	sectionQuery:     "query",
+	sectionReplay:    "log",
 }
 
 //go:embed notes/*.md

@@ -355,7 +355,22 @@ func TestNewVersionIsRebuiltBlueGreen(t *testing.T) {
 		var v int
 		require.NoError(t, env.DB.Read.QueryRow(`SELECT v2 FROM test_counts LIMIT 1`).Scan(&v))
 		require.Equal(t, 2, v)
+		require.Positive(t, statistics(t, env.DB, "test_counts"), "the rebuilt table goes live with planner statistics")
+		require.Zero(t, statistics(t, env.DB, projections.NextTables(2).Table("test_counts")))
 	})
+}
+
+// statistics counts the planner statistics rows the database holds for
+// table.
+func statistics(t *testing.T, db *projections.DB, table string) int {
+	t.Helper()
+	q := `SELECT count(*) FROM sqlite_stat1 WHERE tbl = ?`
+	if db.Dialect.IsPostgres() {
+		q = `SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = $1`
+	}
+	var n int
+	require.NoError(t, db.Read.QueryRow(q, table).Scan(&n))
+	return n
 }
 
 func TestInterruptedRebuildResumes(t *testing.T) {

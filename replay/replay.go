@@ -265,10 +265,12 @@ func Run(ctx context.Context, cfg Config) (snap *Snapshot, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	snap = &Snapshot{Position: end, Head: head, Cut: cfg.Cut, dir: dir}
+	s := &Snapshot{Position: end, Head: head, Cut: cfg.Cut, dir: dir}
+	snap = s
 	defer func() {
+		// s, not snap: a failed return has set snap to nil already.
 		if err != nil {
-			_ = snap.Close()
+			_ = s.Close()
 			snap = nil
 		}
 	}()

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	ptime "github.com/yaa110/go-persian-calendar"
@@ -141,9 +142,24 @@ func DaysInMonth(year, month int) int {
 // FormatJalali formats the Tehran calendar date of t as "1403/09/15", with
 // ASCII digits; use PersianDigits on the result for Persian text.
 func FormatJalali(t time.Time) string {
+	y, m, d := t.In(tehran).Date()
+	key := int32(y)<<9 | int32(m)<<5 | int32(d)
+	if s, ok := jalaliDays.Load(key); ok {
+		return s.(string)
+	}
 	p := ptime.New(t.In(tehran))
-	return fmt.Sprintf("%04d/%02d/%02d", p.Year(), int(p.Month()), p.Day())
+	s := fmt.Sprintf("%04d/%02d/%02d", p.Year(), int(p.Month()), p.Day())
+	if y >= 1900 && y < 2200 { // bounded: at most 110k days, whatever clients ask
+		jalaliDays.Store(key, s)
+	}
+	return s
 }
+
+// jalaliDays memoises FormatJalali by Tehran civil date: answers carry
+// several dates of each of up to a thousand facilities, a few thousand
+// distinct days in all, and the calendar conversion costs about twenty
+// times the lookup.
+var jalaliDays sync.Map // int32 (year<<9 | month<<5 | day) -> string
 
 // FormatJalaliTime formats the Tehran date and wall-clock time of t as
 // "1403/09/15 14:30", the form ParseDate reads back.

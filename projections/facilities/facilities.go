@@ -47,6 +47,7 @@ package facilities
 import (
 	"github.com/payesh/payesh/eventstore"
 	"github.com/payesh/payesh/projections"
+	"strings"
 )
 
 // Name is the projector's name, and the name of its main read model.
@@ -61,7 +62,18 @@ const (
 
 // version is the tables' layout and Apply's meaning; bump it with any
 // change to either, and the Engine rebuilds the tables.
-const version = 1
+const version = 2
+
+// facilityIndexes returns the CREATE INDEX statements of the facilities
+// table's indexes, each named for its columns.
+func facilityIndexes(t projections.TableNames, fac string, keys [][]string) []string {
+	out := make([]string, len(keys))
+	for i, cols := range keys {
+		name := strings.ReplaceAll(strings.Join(cols, "_"), "facility_id", "id")
+		out[i] = `CREATE INDEX IF NOT EXISTS ` + t.Index(FacilitiesTable, name) + ` ON ` + fac + ` (` + strings.Join(cols, ", ") + `)`
+	}
+	return out
+}
 
 // Projector maintains facilities, facility_inspections and job_counts.
 type Projector struct{}
@@ -167,13 +179,27 @@ func (Projector) Schema(d projections.Dialect, t projections.TableNames) project
 	PRIMARY KEY (fiscal_year, province, county, agency, program, bank)
 )` + d.TableOptions(),
 		},
-		Indexes: []string{
-			`CREATE INDEX IF NOT EXISTS ` + t.Index(FacilitiesTable, "area") + ` ON ` + fac + ` (province, county, facility_id)`,
-			`CREATE INDEX IF NOT EXISTS ` + t.Index(FacilitiesTable, "year") + ` ON ` + fac + ` (fiscal_year, facility_id)`,
-			`CREATE INDEX IF NOT EXISTS ` + t.Index(FacilitiesTable, "agency") + ` ON ` + fac + ` (agency, facility_id)`,
-			`CREATE INDEX IF NOT EXISTS ` + t.Index(FacilitiesTable, "bank") + ` ON ` + fac + ` (bank, facility_id)`,
-			`CREATE INDEX IF NOT EXISTS ` + t.Index(FacilitiesTable, "stage") + ` ON ` + fac + ` (stage, facility_id)`,
-			`CREATE INDEX IF NOT EXISTS ` + t.Index(FacilitiesTable, "recent") + ` ON ` + fac + ` (updated_position)`,
-		},
+		// The facilities list's indexes: one per filter a list is usually
+		// asked with (a principal's scope — province, agency, bank — or
+		// the programme, mostly within a fiscal year) followed by the
+		// sort key, so that a page is an index range read in order and
+		// stops after its rows, whatever the filter's selectivity.
+		// Without them a page of a sparse filter reads thousands of rows
+		// (a province's year, 1/31 of a year's rows, in id order through
+		// the year index) or sorts every match (a bank's year by loan).
+		Indexes: facilityIndexes(t, fac, [][]string{
+			{"fiscal_year", "facility_id"},
+			{"province", "fiscal_year", "facility_id"},
+			{"province", "county", "facility_id"},
+			{"agency", "fiscal_year", "facility_id"},
+			{"agency", "province", "facility_id"},
+			{"bank", "fiscal_year", "facility_id"},
+			{"bank", "stage", "facility_id"},
+			{"program", "fiscal_year", "facility_id"},
+			{"stage", "facility_id"},
+			{"updated_position"},
+			{"province", "fiscal_year", "updated_position"},
+			{"bank", "fiscal_year", "approved_rials", "facility_id"},
+		}),
 	}
 }

@@ -265,7 +265,9 @@ func afterCursor(where *projections.Where, s Sort, cursor string) error {
 		if !ok || err != nil {
 			return bad
 		}
-		where.Add("(approved_rials < ? OR (approved_rials = ? AND facility_id < ?))", n, n, id)
+		// A row value, which both engines read as one bound of the
+		// (…, approved_rials, facility_id) index's range.
+		where.Add("(approved_rials, facility_id) < (?, ?)", n, id)
 	default:
 		where.Add("facility_id > ?", v)
 	}
