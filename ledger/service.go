@@ -380,6 +380,11 @@ func (s *Service) Quota(ctx context.Context, cmd quota.Command, meta Meta) (Resu
 		r.account("to", c.To)
 	case quota.Charge:
 		r.account("account", c.Account)
+	case quota.ProposeReallocation:
+		for i, ln := range c.Lines {
+			r.account(fmt.Sprintf("lines[%d].from", i), ln.From)
+			r.account(fmt.Sprintf("lines[%d].to", i), ln.To)
+		}
 	}
 	if err := r.v.Err(); err != nil {
 		return Result{}, err

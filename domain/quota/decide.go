@@ -47,6 +47,12 @@ func Decide(l Ledger, cmd Command) ([]domain.Event, error) {
 		return decideRelease(l, c)
 	case CorrectAllocation:
 		return decideCorrect(l, c)
+	case ProposeReallocation:
+		return decidePropose(l, c)
+	case ApproveReallocation:
+		return decideApprove(l, c)
+	case CancelReallocation:
+		return decideCancel(l, c)
 	}
 	return nil, fmt.Errorf("quota: unsupported command %T", cmd)
 }

@@ -20,6 +20,9 @@ func EventTypes() []domain.EventType {
 		domain.Type[ChargedV1](),
 		domain.Type[ChargeReleasedV1](),
 		domain.Type[AllocationCorrectedV1](),
+		domain.Type[ReallocationProposedV1](),
+		domain.Type[ReallocationApprovedV1](),
+		domain.Type[ReallocationCancelledV1](),
 	}
 }
 

@@ -16,6 +16,9 @@ func Evolve(l Ledger, r domain.Recorded) Ledger {
 	} else {
 		l.version++
 	}
+	if next, ok := l.evolveReallocation(r.Event); ok {
+		return next
+	}
 	switch e := r.Event.(type) {
 	case AllocatedV1:
 		l.setLedger(e.FiscalYear, e.Program)

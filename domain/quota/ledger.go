@@ -18,6 +18,7 @@ type Ledger struct {
 	charges     pmap[OpenCharge] // open charges by facility id
 	transfers   pmap[struct{}]   // transfer ids seen
 	allocations pmap[Allocation] // allocations by event ID
+	proposals   pmap[Proposal]   // reallocation proposals by id
 	version     uint64
 }
 
