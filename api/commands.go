@@ -72,6 +72,7 @@ func (s *Server) commandRoutes() []route {
 	var rs []route
 	rs = append(rs, c.facilityRoutes()...)
 	rs = append(rs, c.quotaRoutes()...)
+	rs = append(rs, c.reallocationRoutes()...)
 	rs = append(rs, c.referenceRoutes()...)
 	return rs
 }
@@ -152,6 +153,10 @@ type cmdPlan struct {
 	// fields renames the domain's field names in validation problems to the
 	// request's (beyond "at" → "occurred_at").
 	fields map[string]string
+	// body, when set, builds the answer's body from the command's result
+	// (a CommandResult with the command's own figures); an idempotent
+	// replay serves the body built the first time.
+	body func(ctx context.Context, res ledger.Result) (any, error)
 }
 
 // cmdSpec describes one command route.
@@ -248,6 +253,16 @@ func handle[Req any, P timed[Req]](c *commander, spec cmdSpec[Req]) func(http.Re
 			return c.commandError(w, err, plan.fields)
 		}
 		a := answerOf(spec.status, res, plan.location)
+		if plan.body != nil {
+			v, err := plan.body(ctx, res)
+			if err != nil {
+				return err
+			}
+			if a.Body, err = json.Marshal(v); err != nil {
+				return fmt.Errorf("api: encode answer: %w", err)
+			}
+			a.Body = append(a.Body, '\n')
+		}
 		if rsv != nil {
 			if kerr := rsv.complete(context.WithoutCancel(ctx), a); kerr != nil {
 				// The command is done: answer it. A retry finds the

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/payesh/payesh/api/auth"
+	"github.com/payesh/payesh/domain/quota"
+	"github.com/payesh/payesh/ledger"
 	"github.com/payesh/payesh/projections"
 	"github.com/payesh/payesh/projections/projectionstest"
 )
@@ -48,6 +50,13 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 		go func() { defer close(done); _ = engine.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
 
+		// A pending reallocation proposal for the proposal routes.
+		welfare := quota.AccountKey{Agency: "welfare", Province: "IR-23"}
+		_, err = e.svc.Quota(context.Background(), quota.ProposeReallocation{FiscalYear: 1403, Program: "home-business", At: time.Now(),
+			Lines: []quota.ProposedLine{{Line: 1, From: welfare, To: quota.AccountKey{Agency: "relief-committee", Province: "IR-23"},
+				AmountRials: 1, Donor: quota.AccountFigures{Account: welfare, FreeRials: 1}}}}, ledger.Meta{Actor: projectionstest.Ministry})
+		require.NoError(t, err)
+
 		verification := e.startVerification(asAuditor, map[string]any{})
 		asOtherFirm := auth.Principal{Subject: "markazi-firm", Role: auth.RoleInspector, Scope: auth.Scope{Kind: auth.ScopeFirm, ID: "markazi-field-monitoring"}}
 		principals := []auth.Principal{asMinistry, asAuditor, asAdmin, asProvince, asOtherProvince,
@@ -69,6 +78,14 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 					res.Agency = p.Scope.ID // the registration is in the caller's own agency
 				}
 				return reg, res
+			case pattern == "/v1/quota/reallocation-proposals":
+				return map[string]any{"fiscal_year": 1403, "program": "home-business",
+					"donors":    map[string]any{"max_absorption_pct": 50, "min_days_since_allocation": 0},
+					"receivers": map[string]any{"min_unmet_demand_rials": 0}}, auth.Resource{}
+			case strings.HasPrefix(pattern, "/v1/quota/reallocation-proposals/") && strings.HasSuffix(pattern, "/approval"):
+				return map[string]any{"legal_basis": "b", "decision_ref": "d"}, auth.Resource{}
+			case strings.HasSuffix(pattern, "/cancellation"):
+				return map[string]any{"reason": "r"}, auth.Resource{}
 			case strings.HasSuffix(pattern, "/review"):
 				return map[string]any{"decision": "approved", "bank": "melli"}, facility
 			case strings.HasSuffix(pattern, "/approval"):
@@ -120,7 +137,8 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 			return nil, auth.Resource{}
 		}
 		vars := strings.NewReplacer("{fiscal_year}", "1403", "{program}", "home-business", "{id}", fid,
-			"{facility_id}", fid, "{deviation_id}", "dv-m", "{ref_id}", "melli", "{ref}", strings.Repeat("0", 64))
+			"{facility_id}", fid, "{deviation_id}", "dv-m", "{ref_id}", "melli", "{ref}", strings.Repeat("0", 64),
+			"{proposal_id}", "1403.home-business.1")
 		// inScope: whether a scoped principal's scope covers the facility.
 		inScope := func(p auth.Principal) bool {
 			switch p.Scope.Kind {
@@ -137,6 +155,9 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 		cells := 0
 		for _, rt := range e.srv.routes() {
 			path := vars.Replace(rt.Pattern)
+			if rt.Pattern == "/v1/quotas/agency-ranking" {
+				path += "?fiscal_year=1403&program=home-business"
+			}
 			if rt.Pattern == "/v1/audit/verifications/{id}" {
 				path = verificationsPath + "/" + verification.ID // a run this server knows
 			}
@@ -177,8 +198,8 @@ func TestRoleScopeEndpointMatrix(t *testing.T) {
 				switch {
 				case reach == auth.Nowhere:
 					require.Equal(t, http.StatusForbidden, r.Status, "%s: %s", where, r.Body)
-				case rt.Pattern == "/v1/quotas/totals" && reach != auth.Everywhere:
-					require.Equal(t, http.StatusForbidden, r.Status, "%s: totals are national: %s", where, r.Body)
+				case (rt.Pattern == "/v1/quotas/totals" || rt.Global) && reach != auth.Everywhere:
+					require.Equal(t, http.StatusForbidden, r.Status, "%s: national reads: %s", where, r.Body)
 				case single && reach == auth.InScope && !inScope(p):
 					require.Equal(t, http.StatusNotFound, r.Status, "%s: %s", where, r.Body)
 				default:

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/payesh/payesh/domain"
+	"github.com/payesh/payesh/domain/quota"
 )
 
 // Problem is an RFC 9457 problem details object. Type is stable: clients
@@ -147,7 +148,10 @@ func problemFor(r *http.Request, err error) Problem {
 		ce *domain.ConflictError
 		pe *problemError
 	)
+	var se *quota.StaleProposalError
 	switch {
+	case errors.As(err, &se):
+		return staleProblem(r, se)
 	case errors.As(err, &pe):
 		p := newProblem(r, pe.kind, pe.detail(fa))
 		p.Errors, p.Extra = pe.fields, pe.extra

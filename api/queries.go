@@ -118,6 +118,7 @@ func (s *Server) queryRoutes() []route {
 		q.jobCountsRoute(),
 		q.quotaAccountsRoute(),
 		q.quotaTotalsRoute(),
+		q.agencyRankingRoute(),
 		q.bankPerformanceRoute(),
 		q.inspectionStatsRoute(),
 		q.deviationsRoute(),

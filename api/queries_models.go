@@ -39,6 +39,7 @@ type quotaAccountView struct {
 	UnmetRequestedRials    int64      `json:"unmet_requested_rials"`
 	FirstAllocatedAt       *time.Time `json:"first_allocated_at"`
 	FirstAllocatedAtJalali *string    `json:"first_allocated_at_jalali"`
+	DaysSinceAllocation    *int       `json:"days_since_allocation"` // whole days since FirstAllocatedAt, at the answer's time
 	AbsorptionPct          *float64   `json:"absorption_pct"`
 	PaymentRatePct         *float64   `json:"payment_rate_pct"`
 	RealisationPct         *float64   `json:"realisation_pct"`
@@ -55,6 +56,9 @@ func quotaAccountViewOf(a quotas.Account) quotaAccountView {
 		AbsorptionPct:    a.AbsorptionPct, PaymentRatePct: a.PaymentRatePct, RealisationPct: a.RealisationPct,
 	}
 	v.FirstAllocatedAtJalali = jalaliPtr(v.FirstAllocatedAt)
+	if d, ok := a.DaysSinceAllocation(time.Now()); ok {
+		v.DaysSinceAllocation = &d
+	}
 	return v
 }
 
@@ -62,7 +66,7 @@ var quotaAccountCSVHeader = []string{
 	"fiscal_year", "program", "agency", "province", "county", "allocated_rials", "transferred_in_rials", "transferred_out_rials",
 	"charged_rials", "released_rials", "free_rials", "open_charges_rials", "jobs_target", "facilities", "disbursed_rials",
 	"jobs_verified", "unmet_facilities", "unmet_requested_rials", "first_allocated_at", "first_allocated_at_jalali",
-	"absorption_pct", "payment_rate_pct", "realisation_pct",
+	"days_since_allocation", "absorption_pct", "payment_rate_pct", "realisation_pct",
 }
 
 func quotaAccountCSV(a quotas.Account) []string {
@@ -71,7 +75,7 @@ func quotaAccountCSV(a quotas.Account) []string {
 		csvInt(v.FiscalYear), v.Program, v.Agency, v.Province, v.County, csvInt(v.AllocatedRials), csvInt(v.TransferredInRials),
 		csvInt(v.TransferredOutRials), csvInt(v.ChargedRials), csvInt(v.ReleasedRials), csvInt(v.FreeRials), csvInt(v.OpenChargesRials),
 		csvInt(v.JobsTarget), csvInt(v.Facilities), csvInt(v.DisbursedRials), csvInt(v.JobsVerified), csvInt(v.UnmetFacilities),
-		csvInt(v.UnmetRequestedRials), csvTimePtr(v.FirstAllocatedAt), csvStr(v.FirstAllocatedAtJalali),
+		csvInt(v.UnmetRequestedRials), csvTimePtr(v.FirstAllocatedAt), csvStr(v.FirstAllocatedAtJalali), csvIntPtr(v.DaysSinceAllocation),
 		csvFloatPtr(v.AbsorptionPct), csvFloatPtr(v.PaymentRatePct), csvFloatPtr(v.RealisationPct),
 	}
 }
@@ -81,7 +85,8 @@ var quotaSorts = []string{"account", "free", "allocated", "absorption", "payment
 func (q *queries) quotaAccountsRoute() route {
 	return route{
 		Method: http.MethodGet, Pattern: "/v1/quotas/accounts", Action: auth.ActionReadQuotas, Handle: q.quotaAccounts,
-		Cache: &cacheSpec{model: quotas.Name, replays: asOfParams},
+		// days_since_allocation is counted to the moment of the answer.
+		Cache: &cacheSpec{model: quotas.Name, replays: asOfParams, clock: "as_of"},
 		Doc: routeDoc{
 			Summary: "Quota accounts and their use",
 			Description: "One row per quota account (fiscal year, programme, agency, province and, for a county's own quota, county) " +

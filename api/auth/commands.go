@@ -98,6 +98,8 @@ func QuotaRequest(cmd quota.Command) (Action, Resource, error) {
 		return ActionTransferQuota, AccountResource(c.From), nil
 	case quota.CorrectAllocation:
 		return ActionCorrectAllocation, Resource{}, nil
+	case quota.ProposeReallocation, quota.ApproveReallocation, quota.CancelReallocation:
+		return ActionReallocateQuota, Resource{}, nil
 	case quota.Charge, quota.ReleaseCharge:
 		return "", Resource{}, fmt.Errorf("%w: %T", ErrNotAPICommand, cmd)
 	}

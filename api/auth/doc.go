@@ -102,6 +102,8 @@
 //     agency corrects its registration and its jobs reports, the bank its
 //     tranches and its jobs reports, the firm its inspections. The ministry
 //     corrects quota allocations only.
+//   - Quota reallocation proposals are asked for, approved and cancelled by
+//     the ministry only, like every move of quota.
 //   - Closing a facility's file is the agency's, which owns the plan.
 //   - Banks read no quota accounts (quotas belong to agencies and
 //     provinces); the bank performance model is filtered to their own bank.

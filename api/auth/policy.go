@@ -18,6 +18,7 @@ type Action string
 const (
 	ActionAllocateQuota        Action = "quota.allocate"
 	ActionTransferQuota        Action = "quota.transfer"
+	ActionReallocateQuota      Action = "quota.reallocate"
 	ActionCorrectAllocation    Action = "quota.correct_allocation"
 	ActionRegisterFacility     Action = "facility.register"
 	ActionReviewFacility       Action = "facility.review"
@@ -117,6 +118,7 @@ func policyTable() map[Action][7]Reach {
 		//                           MIN  PRV  AGN  BNK  INS  AUD  ADM
 		ActionAllocateQuota:        {all, ___, ___, ___, ___, ___, ___},
 		ActionTransferQuota:        {all, ___, ___, ___, ___, ___, ___},
+		ActionReallocateQuota:      {all, ___, ___, ___, ___, ___, ___},
 		ActionCorrectAllocation:    {all, ___, ___, ___, ___, ___, ___},
 		ActionRegisterFacility:     {___, ___, own, ___, ___, ___, ___},
 		ActionReviewFacility:       {___, ___, own, ___, ___, ___, ___},
@@ -155,6 +157,8 @@ func actionNames(a Action) (en, fa string) {
 		return "allocate quota", "تخصیص سهمیه"
 	case ActionTransferQuota:
 		return "transfer quota", "جابه‌جایی سهمیه"
+	case ActionReallocateQuota:
+		return "propose and decide quota reallocations", "پیشنهاد و تصمیم بازتوزیع سهمیه"
 	case ActionCorrectAllocation:
 		return "correct quota allocations", "اصلاح تخصیص سهمیه"
 	case ActionRegisterFacility:

@@ -28,7 +28,7 @@ var (
 		// Every read but the last, ActionVerifyLog: verifying the whole log
 		// is for auditors and the admin.
 		auth.RoleMinistry: {everywhere: append([]auth.Action{
-			auth.ActionAllocateQuota, auth.ActionTransferQuota, auth.ActionCorrectAllocation,
+			auth.ActionAllocateQuota, auth.ActionTransferQuota, auth.ActionReallocateQuota, auth.ActionCorrectAllocation,
 			auth.ActionOpenDeviation, auth.ActionAddDeviationEvidence, auth.ActionResolveDeviation,
 		}, allReads[:len(allReads)-1]...)},
 		auth.RoleProvinceOffice: {
@@ -69,7 +69,7 @@ var (
 // everyAction is the list of actions the brief asks for, written out so
 // that an action added to or dropped from the policy fails the test.
 var everyAction = append([]auth.Action{
-	auth.ActionAllocateQuota, auth.ActionTransferQuota, auth.ActionCorrectAllocation,
+	auth.ActionAllocateQuota, auth.ActionTransferQuota, auth.ActionReallocateQuota, auth.ActionCorrectAllocation,
 	auth.ActionRegisterFacility, auth.ActionReviewFacility, auth.ActionApproveLoan, auth.ActionRejectLoan,
 	auth.ActionDisburseTranche, auth.ActionReportJobs, auth.ActionRecordInspection,
 	auth.ActionOpenDeviation, auth.ActionAddDeviationEvidence, auth.ActionResolveDeviation,
@@ -192,8 +192,8 @@ func TestPolicyMatrix(t *testing.T) {
 			}
 		}
 	}
-	// (3 national roles + 4 scoped roles × 2 scopes) × 28 actions × 10 resources
-	require.Equal(t, (3+4*2)*29*10, cells)
+	// (3 national roles + 4 scoped roles × 2 scopes) × 30 actions × 10 resources
+	require.Equal(t, (3+4*2)*30*10, cells)
 }
 
 func requireDenied(t *testing.T, err error, a auth.Action, p auth.Principal, want auth.Denial) {

@@ -353,6 +353,45 @@ func walk(t *testing.T, c *client) {
 	trail := c.ok(auth.RoleAuditor, get, "/v1/deviations/{facility_id}/{deviation_id}", map[string]string{"facility_id": fid, "deviation_id": "dv-1"}, at, nil).json(t)
 	require.NotEmpty(t, trail)
 
+	// Reallocation, in a ledger of its own (1404): welfare has quota it
+	// does not use, the Relief Committee a plan waiting for more than it
+	// has. The ministry looks at the ranking, asks for a proposal,
+	// cancels it, asks again and approves.
+	next := map[string]string{"fiscal_year": "1404", "program": program}
+	c.ok(auth.RoleMinistry, post, "/v1/quotas/{fiscal_year}/{program}/allocations", next, nil, map[string]any{
+		"account": account("welfare", "IR-23"), "amount_rials": 10_000_000_000, "jobs_target": 20,
+		"legal_basis": "budget law note 18", "decision_ref": "D-1404-1"})
+	c.ok(auth.RoleMinistry, post, "/v1/quotas/{fiscal_year}/{program}/allocations", next, nil, map[string]any{
+		"account": account("relief-committee", "IR-23"), "amount_rials": 500_000_000, "jobs_target": 5,
+		"legal_basis": "budget law note 18", "decision_ref": "D-1404-2"})
+	c.ok(auth.RoleAgency, post, "/v1/facilities", nil, nil, map[string]any{
+		"facility_id": "f-e2e-1404", "fiscal_year": 1404, "program": program, "province": "IR-23",
+		"title": "bakery", "requested_rials": 1_800_000_000, "jobs_promised": 4,
+		"applicant": map[string]any{"national_id": nationalid.Generate(2), "name": "Ali Rezaei", "phone": "09120000001"},
+	})
+	c.ok(auth.RoleAgency, post, "/v1/facilities/{id}/review", map[string]string{"id": "f-e2e-1404"}, nil, map[string]any{"decision": "approved", "bank": "melli"})
+	c.ok(auth.RoleAuditor, get, "/v1/quotas/agency-ranking", nil, url.Values{"fiscal_year": {fy}, "program": {program}}, nil)
+	policy := map[string]any{"fiscal_year": 1404, "program": program, "min_position": c.last,
+		"donors": map[string]any{"max_absorption_pct": 50, "min_days_since_allocation": 0}, "receivers": map[string]any{"min_unmet_demand_rials": 0}}
+	prop := c.ok(auth.RoleMinistry, post, "/v1/quota/reallocation-proposals", nil, nil, policy).json(t)
+	require.Len(t, prop["lines"], 1, "%v", prop)
+	require.EqualValues(t, 1_300_000_000, prop["lines"].([]any)[0].(map[string]any)["amount_rials"], "1,800M waiting − 500M free")
+	firstProp := map[string]string{"proposal_id": prop["proposal_id"].(string)}
+	c.ok(auth.RoleMinistry, post, "/v1/quota/reallocation-proposals/{proposal_id}/cancellation", firstProp, nil, map[string]any{"reason": "asked too early"})
+	prop = c.ok(auth.RoleMinistry, post, "/v1/quota/reallocation-proposals", nil, nil, policy).json(t)
+	second := map[string]string{"proposal_id": prop["proposal_id"].(string)}
+	c.ok(auth.RoleMinistry, post, "/v1/quota/reallocation-proposals/{proposal_id}/approval", second, nil, map[string]any{
+		"legal_basis": "budget law note 15", "decision_ref": "D-1404-3"})
+	got := c.ok(auth.RoleAuditor, get, "/v1/quota/reallocation-proposals/{proposal_id}", second, nil, nil).json(t)
+	require.Equal(t, "approved", got["status"])
+	moved := c.ok(auth.RoleMinistry, get, "/v1/quotas/accounts", nil, url.Values{"fiscal_year": {"1404"},
+		"min_position": {strconv.FormatUint(c.last, 10)}}, nil).json(t)
+	for _, it := range moved["items"].([]any) {
+		a := it.(map[string]any)
+		want := map[string]float64{"welfare": 8_700_000_000, "relief-committee": 1_800_000_000}[a["agency"].(string)]
+		require.EqualValues(t, want, a["free_rials"], "%v", a)
+	}
+
 	// The auditor verifies the whole log in the background and follows the
 	// run to its end.
 	run := c.ok(auth.RoleAuditor, post, "/v1/audit/verifications", nil, nil, map[string]any{}).json(t)

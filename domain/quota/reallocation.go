@@ -40,7 +40,8 @@ type Policy struct {
 	} `json:"scope"`
 	// Donors: accounts whose absorption (charged ÷ allocated) is below
 	// MaxAbsorptionPct at least MinDaysSinceAllocation days after their
-	// first allocation, with free quota.
+	// first allocation, with free quota beyond their own unmet demand (what
+	// they may give).
 	MaxAbsorptionPct       float64 `json:"max_absorption_pct"`
 	MinDaysSinceAllocation int     `json:"min_days_since_allocation"`
 	// Receivers: accounts whose unmet demand (rials requested by
@@ -70,6 +71,10 @@ type AccountFigures struct {
 // need is what a receiver lacks: unmet demand beyond its free quota.
 func (a AccountFigures) need() int64 { return max(a.UnmetRequestedRials-max(a.FreeRials, 0), 0) }
 
+// spare is what a donor can give: free quota beyond its own unmet demand,
+// which it keeps for the plans already waiting on it.
+func (a AccountFigures) spare() int64 { return max(a.FreeRials-a.UnmetRequestedRials, 0) }
+
 // ProposedLine is one transfer of a proposal with the figures that justify
 // it: the donor's and the receiver's, as read when it was computed.
 type ProposedLine struct {
@@ -90,22 +95,7 @@ type ProposedLine struct {
 // (rounded down). It is a pure function of its arguments; lines are
 // numbered from 1.
 func Propose(accounts []AccountFigures, p Policy) []ProposedLine {
-	inScope := func(a AccountFigures) bool {
-		return (p.Scope.Province == "" || a.Account.Province == p.Scope.Province) &&
-			(p.Scope.Agency == "" || a.Account.Agency == p.Scope.Agency)
-	}
-	var donors, receivers []AccountFigures
-	for _, a := range accounts {
-		if !inScope(a) {
-			continue
-		}
-		if a.FreeRials > 0 && a.AbsorptionPct != nil && *a.AbsorptionPct < p.MaxAbsorptionPct &&
-			a.DaysSinceAllocation != nil && *a.DaysSinceAllocation >= p.MinDaysSinceAllocation {
-			donors = append(donors, a)
-		} else if a.need() > p.MinUnmetDemandRials {
-			receivers = append(receivers, a)
-		}
-	}
+	donors, receivers := Candidates(accounts, p)
 	slices.SortFunc(donors, func(a, b AccountFigures) int {
 		return cmp.Or(cmp.Compare(*a.AbsorptionPct, *b.AbsorptionPct), cmp.Compare(b.FreeRials, a.FreeRials),
 			cmp.Compare(a.Account.String(), b.Account.String()))
@@ -116,7 +106,7 @@ func Propose(accounts []AccountFigures, p Policy) []ProposedLine {
 	left := make([]int64, len(donors)) // donors' free quota not yet proposed
 	jobsLeft := make([]int, len(donors))
 	for i, d := range donors {
-		left[i], jobsLeft[i] = d.FreeRials, max(d.JobsTarget, 0)
+		left[i], jobsLeft[i] = d.spare(), max(d.JobsTarget, 0)
 	}
 	var lines []ProposedLine
 	for _, r := range receivers {
@@ -148,6 +138,27 @@ func Propose(accounts []AccountFigures, p Policy) []ProposedLine {
 		}
 	}
 	return lines
+}
+
+// Candidates returns the accounts in the policy's scope that may receive
+// (receivers: unmet demand beyond their free quota, by more than the
+// policy's threshold) and those that may give (donors: the others whose
+// absorption and age meet the policy, with free quota beyond their own
+// unmet demand, which they keep).
+func Candidates(accounts []AccountFigures, p Policy) (donors, receivers []AccountFigures) {
+	for _, a := range accounts {
+		if (p.Scope.Province != "" && a.Account.Province != p.Scope.Province) || (p.Scope.Agency != "" && a.Account.Agency != p.Scope.Agency) {
+			continue
+		}
+		switch {
+		case a.need() > 0 && a.need() > p.MinUnmetDemandRials:
+			receivers = append(receivers, a)
+		case a.spare() > 0 && a.AbsorptionPct != nil && *a.AbsorptionPct < p.MaxAbsorptionPct &&
+			a.DaysSinceAllocation != nil && *a.DaysSinceAllocation >= p.MinDaysSinceAllocation:
+			donors = append(donors, a)
+		}
+	}
+	return donors, receivers
 }
 
 // ProposalStatus is where a proposal is in its life.

@@ -299,6 +299,31 @@ func (r *Reader) Account(ctx context.Context, fiscalYear int, program string, k 
 	return a, pos, nil
 }
 
+// LedgerAccounts returns every account of one ledger (f's FiscalYear and
+// Program, both required) that f selects, in key order, with the position
+// they reflect: what a reallocation proposal is computed from. It is one
+// statement, so all the figures are of one snapshot; a ledger has at most
+// a few thousand accounts.
+func (r *Reader) LedgerAccounts(ctx context.Context, f Filter) ([]Account, uint64, error) {
+	if err := f.validate(); err != nil {
+		return nil, 0, fmt.Errorf("quotas: %w", err)
+	}
+	if f.FiscalYear == 0 || f.Program == "" {
+		return nil, 0, fmt.Errorf("quotas: %w: a ledger is named by its fiscal year and program", domain.ErrInvalid)
+	}
+	where := f.where()
+	var out []Account
+	pos, err := r.q.Select(ctx, r.withDemand(selectBalances+` WHERE `+where.String(), "p.account_id"), where.Args(), func(s *projections.Row) error {
+		a, err := scanAccount(s)
+		out = append(out, a)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("quotas: ledger accounts: %w", err)
+	}
+	return out, pos, nil
+}
+
 // Accounts returns a page of the accounts matching f. A bad filter, an
 // unknown sort, a negative limit or a cursor this query did not return
 // give an error matching domain.ErrInvalid.
