@@ -62,18 +62,7 @@ func TestReallocationWorkflow(t *testing.T) {
 				LegalBasis: "1404 budget law note 18", DecisionRef: "MCLS-1404-0001", At: old.OccurredAt}, old)
 			require.NoError(t, err)
 		}
-		for i := range 4 {
-			id := fmt.Sprintf("realloc-%d", i)
-			_, err := e.svc.Register(ctx, ledger.RegisterFacility{
-				Register: facility.Register{FacilityID: id, FiscalYear: fy, Program: program, Agency: "welfare", Province: "IR-07",
-					Title: "waiting for quota", RequestedRials: 1_500_000_000, JobsPromised: 2, At: time.Now()},
-				Applicant: applicant.Personal{NationalID: nationalid.Generate(uint64(90_000 + i)), Name: "W", Phone: "09120000005"},
-			}, ledger.Meta{Actor: projectionstest.Ministry})
-			require.NoError(t, err)
-			_, err = e.svc.Facility(ctx, facility.Review{FacilityID: id, Decision: facility.ReviewApproved, Bank: "melli", Expert: "x-1", At: time.Now()},
-				ledger.Meta{Actor: projectionstest.Ministry})
-			require.NoError(t, err)
-		}
+		waitingPlans(t, e, 0, 4)
 		head := e.catchUp(t)
 
 		// Utilisation.
@@ -153,18 +142,7 @@ func TestReallocationWorkflow(t *testing.T) {
 			"donors": map[string]any{"max_absorption_pct": 30, "min_days_since_allocation": 90}, "receivers": map[string]any{"min_unmet_demand_rials": 0}}
 		e.catchUp(t)
 		// Two more plans wait in IR-07.
-		for i := 4; i < 6; i++ {
-			id := fmt.Sprintf("realloc-%d", i)
-			_, err := e.svc.Register(ctx, ledger.RegisterFacility{
-				Register: facility.Register{FacilityID: id, FiscalYear: fy, Program: program, Agency: "welfare", Province: "IR-07",
-					Title: "waiting for quota", RequestedRials: 1_500_000_000, JobsPromised: 2, At: time.Now()},
-				Applicant: applicant.Personal{NationalID: nationalid.Generate(uint64(90_000 + i)), Name: "W", Phone: "09120000005"},
-			}, ledger.Meta{Actor: projectionstest.Ministry})
-			require.NoError(t, err)
-			_, err = e.svc.Facility(ctx, facility.Review{FacilityID: id, Decision: facility.ReviewApproved, Bank: "melli", Expert: "x-1", At: time.Now()},
-				ledger.Meta{Actor: projectionstest.Ministry})
-			require.NoError(t, err)
-		}
+		waitingPlans(t, e, 4, 6)
 		e.catchUp(t)
 		r = e.post(t, qMinistry, "/v1/quota/reallocation-proposals", more)
 		require.Equal(t, http.StatusCreated, r.status, string(r.body))
@@ -209,4 +187,24 @@ func TestReallocationWorkflow(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, e.get(t, qMinistry, "/v1/quota/reallocation-proposals/1404.home-business.9").status)
 		require.Equal(t, http.StatusNotFound, e.get(t, qMinistry, "/v1/quota/reallocation-proposals/nonsense").status)
 	})
+}
+
+// waitingPlans registers plans from to to (exclusive) of 1,500M rials for
+// welfare in IR-07, ledger 1404/home-business, reviewed and referred to a
+// bank: unmet demand on welfare's account.
+func waitingPlans(t *testing.T, e *queryEnv, from, to int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("realloc-%d", i)
+		_, err := e.svc.Register(ctx, ledger.RegisterFacility{
+			Register: facility.Register{FacilityID: id, FiscalYear: 1404, Program: "home-business", Agency: "welfare", Province: "IR-07",
+				Title: "waiting for quota", RequestedRials: 1_500_000_000, JobsPromised: 2, At: time.Now()},
+			Applicant: applicant.Personal{NationalID: nationalid.Generate(uint64(90_000 + i)), Name: "W", Phone: "09120000005"},
+		}, ledger.Meta{Actor: projectionstest.Ministry})
+		require.NoError(t, err)
+		_, err = e.svc.Facility(ctx, facility.Review{FacilityID: id, Decision: facility.ReviewApproved, Bank: "melli", Expert: "x-1", At: time.Now()},
+			ledger.Meta{Actor: projectionstest.Ministry})
+		require.NoError(t, err)
+	}
 }
