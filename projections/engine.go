@@ -75,6 +75,12 @@ type Config struct {
 	// with each further one, up to 10s (default 100ms). It also paces
 	// restarts after the store or database becomes unreachable.
 	RetryBackoff time.Duration
+	// AnalyzeAfter is how many events a catch-up must apply for the
+	// projection's tables to be analysed when it ends (default 10,000):
+	// a first build that went through catch-up rather than a rebuild,
+	// or a long outage, leaves tables whose planner statistics (none, on
+	// a new table) no longer describe them.
+	AnalyzeAfter uint64
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now stamps projection_state.updated_at (default time.Now).
@@ -101,6 +107,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = 100 * time.Millisecond
+	}
+	if c.AnalyzeAfter == 0 {
+		c.AnalyzeAfter = 10_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -385,7 +394,25 @@ func (e *Engine) follow(ctx context.Context, r *runner) error {
 		return err
 	}
 	e.cfg.Logger.Debug("projection caught up", "projection", r.p.Name(), "position", pos)
+	if pos-st.Position >= e.cfg.AnalyzeAfter {
+		if err := e.analyze(ctx, r.p); err != nil {
+			return err
+		}
+	}
 	return e.live(ctx, r)
+}
+
+// analyze gathers planner statistics for the projector's live tables (see
+// Config.AnalyzeAfter; a rebuild analyses its tables before the swap).
+func (e *Engine) analyze(ctx context.Context, p Projector) error {
+	return e.inTx(ctx, func(tx *Tx) error {
+		for _, t := range p.Tables() {
+			if _, err := tx.Exec(ctx, `ANALYZE `+t); err != nil {
+				return fmt.Errorf("projections: analyze %s: %w", t, err)
+			}
+		}
+		return nil
+	})
 }
 
 // prepare makes sure projection_state, the projector's row and its tables

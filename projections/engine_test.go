@@ -360,11 +360,33 @@ func TestNewVersionIsRebuiltBlueGreen(t *testing.T) {
 	})
 }
 
+func TestLongCatchUpAnalysesTheTables(t *testing.T) {
+	projectionstest.ForEach(t, func(t *testing.T, b projectionstest.Backend) {
+		env := b.Open(t)
+		projectionstest.Build(t, env.Service(t), 10, 8)
+		c := &counter{name: "test_counts", version: 1}
+		e, err := projections.New(projections.Config{Store: env.Store, DB: env.DB, Projectors: []projections.Projector{c},
+			BatchSize: 40, RetryBackoff: 5 * time.Millisecond, AnalyzeAfter: 50})
+		require.NoError(t, err)
+		start(t, e)
+		waitHead(t, e, env, c.name)
+		require.Eventually(t, func() bool { return statistics(t, env.DB, "test_counts") > 0 }, 10*time.Second, 10*time.Millisecond,
+			"a first build by catch-up of more than AnalyzeAfter events leaves statistics")
+	})
+}
+
 // statistics counts the planner statistics rows the database holds for
 // table.
 func statistics(t *testing.T, db *projections.DB, table string) int {
 	t.Helper()
 	q := `SELECT count(*) FROM sqlite_stat1 WHERE tbl = ?`
+	if !db.Dialect.IsPostgres() {
+		var tables int
+		require.NoError(t, db.Read.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'`).Scan(&tables))
+		if tables == 0 {
+			return 0 // nothing was ever analysed
+		}
+	}
 	if db.Dialect.IsPostgres() {
 		q = `SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = $1`
 	}
