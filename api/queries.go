@@ -126,6 +126,70 @@ func (s *Server) queryRoutes() []route {
 	}
 }
 
+// ─── keyset-paged lists ──────────────────────────────────────────────────
+
+// listFormat is how a list endpoint answers its rows: the CSV export's
+// file name, header and row, and the JSON view of a row.
+type listFormat[T, V any] struct {
+	csvName   string
+	csvHeader []string
+	csvRow    func(T) []string
+	view      func(T) V
+}
+
+// page is one page a read model returned: its rows, the read model's own
+// cursor of the next page ("" on the last) and its position.
+type page[T any] struct {
+	rows     []T
+	next     string
+	position uint64
+}
+
+// checkList ends a list endpoint's parameter reading the same way for
+// every list: the parameter problems first (all of them), then a scope
+// the filters contradict, then the answer's format.
+func checkList(r *http.Request, p *params, scopeErr error) (answerFormat, error) {
+	if err := p.check(); err != nil {
+		return 0, err
+	}
+	if scopeErr != nil {
+		return 0, scopeErr
+	}
+	return negotiate(r, true)
+}
+
+// serveList answers a list from its read model: the page after the
+// cursor, as JSON with the next page's sealed cursor and link, or, for
+// CSV, every row from there on, page after page (fetch is asked for
+// maxLimit rows a page then).
+func serveList[T, V any](q *queries, w http.ResponseWriter, r *http.Request, out answerFormat, fp, after string, limit int,
+	fetch func(after string, limit int) (page[T], error), f listFormat[T, V]) error {
+	if out == asCSV {
+		limit = maxLimit
+	}
+	get := func(after string) (page[T], error) {
+		pg, err := fetch(after, limit)
+		return pg, innerCursorError(err)
+	}
+	first, err := get(after)
+	if err != nil {
+		return err
+	}
+	if out == asCSV {
+		c := q.s.startCSV(w, r, f.csvName, first.position, f.csvHeader)
+		streamPages(c, first.rows, first.next, func(after string) ([]T, string, error) {
+			pg, err := get(after)
+			return pg.rows, pg.next, err
+		}, f.csvRow)
+		return nil
+	}
+	items := make([]V, len(first.rows))
+	for i, row := range first.rows {
+		items[i] = f.view(row)
+	}
+	return answer(w, first.position, newListPage(r, items, sealCursor(fp, first.next), first.position))
+}
+
 // ─── parameters ──────────────────────────────────────────────────────────
 
 // params reads a request's query parameters, collecting every problem, so

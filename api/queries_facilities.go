@@ -170,13 +170,7 @@ func (q *queries) listFacilities(w http.ResponseWriter, r *http.Request, pr auth
 	f.Province, f.Agency, f.Bank = sc.province, sc.agency, sc.bank
 	fp := fingerprint("facilities", f, sort)
 	after := p.cursor(fp)
-	if err := p.check(); err != nil {
-		return err
-	}
-	if scopeErr != nil {
-		return scopeErr
-	}
-	out, err := negotiate(r, true)
+	out, err := checkList(r, p, scopeErr)
 	if err != nil {
 		return err
 	}
@@ -184,30 +178,14 @@ func (q *queries) listFacilities(w http.ResponseWriter, r *http.Request, pr auth
 	if err := q.await(ctx, w, wt, facilities.Name); err != nil {
 		return err
 	}
-	if out == asCSV {
-		limit = maxLimit
-	}
-	fetch := func(after string) (facilities.FacilityPage, error) {
+	return serveList(q, w, r, out, fp, after, limit, func(after string, limit int) (page[facilities.Facility], error) {
 		res, err := q.facilities.Facilities(ctx, f, facilities.Page{After: after, Limit: limit, Sort: sort})
-		return res, innerCursorError(err)
-	}
-	res, err := fetch(after)
-	if err != nil {
-		return err
-	}
-	if out == asCSV {
-		c := q.s.startCSV(w, r, "facilities", res.Position, facilityCSVHeader)
-		streamPages(c, res.Facilities, res.Next, func(after string) ([]facilities.Facility, string, error) {
-			res, err := fetch(after)
-			return res.Facilities, res.Next, err
-		}, facilityCSV)
-		return nil
-	}
-	items := make([]facilityView, len(res.Facilities))
-	for i, f := range res.Facilities {
-		items[i] = facilityViewOf(f)
-	}
-	return answer(w, res.Position, newListPage(r, items, sealCursor(fp, res.Next), res.Position))
+		return page[facilities.Facility]{res.Facilities, res.Next, res.Position}, err
+	}, facilityList)
+}
+
+var facilityList = listFormat[facilities.Facility, facilityView]{
+	csvName: "facilities", csvHeader: facilityCSVHeader, csvRow: facilityCSV, view: facilityViewOf,
 }
 
 // ─── GET /v1/facilities/{id} ─────────────────────────────────────────────

@@ -126,13 +126,7 @@ func (q *queries) quotaAccounts(w http.ResponseWriter, r *http.Request, pr auth.
 	}
 	fp := fingerprint(append([]any{"quota-accounts", f, sort}, at.parts()...)...)
 	after := p.cursor(fp)
-	if err := p.check(); err != nil {
-		return err
-	}
-	if scopeErr != nil {
-		return scopeErr
-	}
-	out, err := negotiate(r, true)
+	out, err := checkList(r, p, scopeErr)
 	if err != nil {
 		return err
 	}
@@ -142,30 +136,14 @@ func (q *queries) quotaAccounts(w http.ResponseWriter, r *http.Request, pr auth.
 		return err
 	}
 	defer release()
-	if out == asCSV {
-		limit = maxLimit
-	}
-	fetch := func(after string) (quotas.AccountPage, error) {
+	return serveList(q, w, r, out, fp, after, limit, func(after string, limit int) (page[quotas.Account], error) {
 		res, err := rd.Accounts(ctx, f, quotas.Page{After: after, Limit: limit, Sort: sort})
-		return res, innerCursorError(err)
-	}
-	res, err := fetch(after)
-	if err != nil {
-		return err
-	}
-	if out == asCSV {
-		c := q.s.startCSV(w, r, "quota-accounts", res.Position, quotaAccountCSVHeader)
-		streamPages(c, res.Accounts, res.Next, func(after string) ([]quotas.Account, string, error) {
-			res, err := fetch(after)
-			return res.Accounts, res.Next, err
-		}, quotaAccountCSV)
-		return nil
-	}
-	items := make([]quotaAccountView, len(res.Accounts))
-	for i, a := range res.Accounts {
-		items[i] = quotaAccountViewOf(a)
-	}
-	return answer(w, res.Position, newListPage(r, items, sealCursor(fp, res.Next), res.Position))
+		return page[quotas.Account]{res.Accounts, res.Next, res.Position}, err
+	}, quotaAccountList)
+}
+
+var quotaAccountList = listFormat[quotas.Account, quotaAccountView]{
+	csvName: "quota-accounts", csvHeader: quotaAccountCSVHeader, csvRow: quotaAccountCSV, view: quotaAccountViewOf,
 }
 
 // ─── GET /v1/quotas/totals ───────────────────────────────────────────────
@@ -521,13 +499,7 @@ func (q *queries) listDeviations(w http.ResponseWriter, r *http.Request, pr auth
 	f.Province, f.Agency, f.Bank = sc.province, sc.agency, sc.bank
 	fp := fingerprint("deviations", f, sort)
 	after := p.cursor(fp)
-	if err := p.check(); err != nil {
-		return err
-	}
-	if scopeErr != nil {
-		return scopeErr
-	}
-	out, err := negotiate(r, true)
+	out, err := checkList(r, p, scopeErr)
 	if err != nil {
 		return err
 	}
@@ -535,30 +507,14 @@ func (q *queries) listDeviations(w http.ResponseWriter, r *http.Request, pr auth
 	if err := q.await(ctx, w, wt, deviations.Name); err != nil {
 		return err
 	}
-	if out == asCSV {
-		limit = maxLimit
-	}
-	fetch := func(after string) (deviations.DeviationPage, error) {
+	return serveList(q, w, r, out, fp, after, limit, func(after string, limit int) (page[deviations.Deviation], error) {
 		res, err := q.deviations.Deviations(ctx, f, deviations.Page{After: after, Limit: limit, Sort: sort})
-		return res, innerCursorError(err)
-	}
-	res, err := fetch(after)
-	if err != nil {
-		return err
-	}
-	if out == asCSV {
-		c := q.s.startCSV(w, r, "deviations", res.Position, deviationCSVHeader)
-		streamPages(c, res.Deviations, res.Next, func(after string) ([]deviations.Deviation, string, error) {
-			res, err := fetch(after)
-			return res.Deviations, res.Next, err
-		}, deviationCSV)
-		return nil
-	}
-	items := make([]deviationView, len(res.Deviations))
-	for i, d := range res.Deviations {
-		items[i] = deviationViewOf(d)
-	}
-	return answer(w, res.Position, newListPage(r, items, sealCursor(fp, res.Next), res.Position))
+		return page[deviations.Deviation]{res.Deviations, res.Next, res.Position}, err
+	}, deviationList)
+}
+
+var deviationList = listFormat[deviations.Deviation, deviationView]{
+	csvName: "deviations", csvHeader: deviationCSVHeader, csvRow: deviationCSV, view: deviationViewOf,
 }
 
 // ─── GET /v1/deviations/{facility_id}/{deviation_id} ─────────────────────
