@@ -145,7 +145,7 @@ type page[T any] struct {
 	position uint64
 }
 
-// checkList ends a list endpoint's parameter reading the same way for
+// checkList ends a list or aggregate endpoint's parameter reading the same way for
 // every list: the parameter problems first (all of them), then a scope
 // the filters contradict, then the answer's format.
 func checkList(r *http.Request, p *params, scopeErr error) (answerFormat, error) {

@@ -279,13 +279,7 @@ func (q *queries) jobCounts(w http.ResponseWriter, r *http.Request, pr auth.Prin
 	}
 	fp := fingerprint(append([]any{"job-counts", f, groupBy, sort, order}, at.parts()...)...)
 	after := p.aggCursor(fp, len(groupBy))
-	if err := p.check(); err != nil {
-		return err
-	}
-	if scopeErr != nil {
-		return scopeErr
-	}
-	out, err := negotiate(r, true)
+	out, err := checkList(r, p, scopeErr)
 	if err != nil {
 		return err
 	}
@@ -444,13 +438,7 @@ func (q *queries) inspectionStats(w http.ResponseWriter, r *http.Request, pr aut
 	f.Province, f.Agency, f.Bank, f.Firm = sc.province, sc.agency, sc.bank, sc.firm
 	fp := fingerprint("inspections", f, groupBy, sort, order)
 	after := p.aggCursor(fp, len(groupBy))
-	if err := p.check(); err != nil {
-		return err
-	}
-	if scopeErr != nil {
-		return scopeErr
-	}
-	out, err := negotiate(r, true)
+	out, err := checkList(r, p, scopeErr)
 	if err != nil {
 		return err
 	}

@@ -328,13 +328,7 @@ func (q *queries) bankPerformance(w http.ResponseWriter, r *http.Request, pr aut
 	}
 	fp := fingerprint("banks", f, groupBy, sort, fixed)
 	after := p.cursor(fp)
-	if err := p.check(); err != nil {
-		return err
-	}
-	if scopeErr != nil {
-		return scopeErr
-	}
-	out, err := negotiate(r, true)
+	out, err := checkList(r, p, scopeErr)
 	if err != nil {
 		return err
 	}
