@@ -145,9 +145,9 @@ type page[T any] struct {
 	position uint64
 }
 
-// checkList ends a list or aggregate endpoint's parameter reading the same way for
-// every list: the parameter problems first (all of them), then a scope
-// the filters contradict, then the answer's format.
+// checkList ends the parameter reading of every list and aggregate
+// endpoint the same way: the parameter problems first (all of them), then
+// a scope the filters contradict, then the answer's format.
 func checkList(r *http.Request, p *params, scopeErr error) (answerFormat, error) {
 	if err := p.check(); err != nil {
 		return 0, err
