@@ -67,10 +67,10 @@ type Server struct {
 	api.UnimplementedStreamsServer
 
 	mu       sync.Mutex
-	log      []*record           // in commit order
+	log      []*record            // in commit order
 	streams  map[string][]*record // by stream
-	next     uint64              // the next event's position
-	appended chan struct{}       // closed and replaced on every append
+	next     uint64               // the next event's position
+	appended chan struct{}        // closed and replaced on every append
 
 	grpc *grpc.Server
 	lis  net.Listener
