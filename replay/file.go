@@ -3,8 +3,6 @@ package replay
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -128,54 +126,6 @@ func (f *File) Head(context.Context) (eventstore.Head, error) { return f.head, n
 // Close closes the file.
 func (f *File) Close() error { return f.f.Close() }
 
-// fileLine is an event line of the export format (see package export).
-type fileLine struct {
-	Position       uint64           `json:"position"`
-	Stream         string           `json:"stream"`
-	Version        uint64           `json:"version"`
-	ID             string           `json:"id"`
-	Type           string           `json:"type"`
-	OccurredAt     string           `json:"occurred_at"`
-	RecordedAt     string           `json:"recorded_at"`
-	BackdateReason string           `json:"backdate_reason"`
-	Actor          eventstore.Actor `json:"actor"`
-	IdempotencyKey string           `json:"idempotency_key"`
-	CorrelationID  string           `json:"correlation_id"`
-	CausationID    string           `json:"causation_id"`
-	PrevHash       string           `json:"prev_hash"`
-	Hash           string           `json:"hash"`
-	Data           json.RawMessage  `json:"data"`
-	DataBase64     *string          `json:"data_base64"`
-}
-
-func (l *fileLine) event() (eventstore.Event, error) {
-	e := eventstore.Event{
-		Position: l.Position, Stream: l.Stream, Version: l.Version, ID: l.ID, Type: l.Type,
-		BackdateReason: l.BackdateReason, Actor: l.Actor, IdempotencyKey: l.IdempotencyKey,
-		CorrelationID: l.CorrelationID, CausationID: l.CausationID,
-	}
-	var err error
-	if e.OccurredAt, err = time.Parse(time.RFC3339Nano, l.OccurredAt); err != nil {
-		return e, err
-	}
-	if e.RecordedAt, err = time.Parse(time.RFC3339Nano, l.RecordedAt); err != nil {
-		return e, err
-	}
-	e.OccurredAt, e.RecordedAt = e.OccurredAt.UTC(), e.RecordedAt.UTC()
-	if e.PrevHash, err = eventstore.ParseHash(l.PrevHash); err != nil {
-		return e, err
-	}
-	if e.Hash, err = eventstore.ParseHash(l.Hash); err != nil {
-		return e, err
-	}
-	if l.DataBase64 != nil {
-		e.Data, err = base64.StdEncoding.DecodeString(*l.DataBase64)
-	} else {
-		e.Data = []byte(l.Data)
-	}
-	return e, err
-}
-
 // ReadAll implements Log: the events after position after, up to limit,
 // that match filter. Each read is one positioned read of the lines it
 // needs, so reads of different stretches run side by side.
@@ -205,12 +155,8 @@ func (f *File) ReadAll(ctx context.Context, after uint64, limit int, filter even
 			if i < 0 {
 				return nil, fmt.Errorf("replay: the export changed after it was checked (no line for position %d)", p)
 			}
-			var l fileLine
-			if err := json.Unmarshal(lines[:i], &l); err != nil {
-				return nil, fmt.Errorf("replay: the export changed after it was checked (position %d): %w", p, err)
-			}
+			e, err := export.DecodeEvent(lines[:i])
 			lines = lines[i+1:]
-			e, err := l.event()
 			if err == nil && (e.Position != p || (p > first && e.PrevHash != prev)) {
 				err = errors.New("not the event checked at this place")
 			}

@@ -463,7 +463,7 @@ func (r *Reader) Next() (*eventstore.Event, error) {
 		return nil, r.fail(errors.New("neither an event (no position) nor the end line"))
 	}
 	e := &r.ev
-	if err := r.event(&l, e); err != nil {
+	if err := eventOf(&l, e); err != nil {
 		return nil, r.fail(err)
 	}
 	if err := r.check(e); err != nil {
@@ -473,8 +473,27 @@ func (r *Reader) Next() (*eventstore.Event, error) {
 	return e, nil
 }
 
-// event fills e from a decoded line.
-func (r *Reader) event(l *lineJSON, e *eventstore.Event) error {
+// DecodeEvent decodes one event line of an export as Reader does, without
+// the checks that need the lines before it (positions, the hash chain):
+// for a reader that indexed a file Reader has checked and reads its lines
+// again out of order (replay.File).
+func DecodeEvent(line []byte) (eventstore.Event, error) {
+	var (
+		l lineJSON
+		e eventstore.Event
+	)
+	if err := decodeStrict(line, &l); err != nil {
+		return e, err
+	}
+	if l.Position == nil {
+		return e, errors.New("not an event line (no position)")
+	}
+	err := eventOf(&l, &e)
+	return e, err
+}
+
+// eventOf fills e from a decoded event line.
+func eventOf(l *lineJSON, e *eventstore.Event) error {
 	*e = eventstore.Event{
 		Position: *l.Position, Stream: l.Stream, Version: l.Version, ID: l.ID, Type: l.Type,
 		BackdateReason: l.BackdateReason, Actor: l.Actor, IdempotencyKey: l.IdempotencyKey,
