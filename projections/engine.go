@@ -405,14 +405,18 @@ func (e *Engine) follow(ctx context.Context, r *runner) error {
 // analyze gathers planner statistics for the projector's live tables (see
 // Config.AnalyzeAfter; a rebuild analyses its tables before the swap).
 func (e *Engine) analyze(ctx context.Context, p Projector) error {
-	return e.inTx(ctx, func(tx *Tx) error {
-		for _, t := range p.Tables() {
-			if _, err := tx.Exec(ctx, `ANALYZE `+t); err != nil {
-				return fmt.Errorf("projections: analyze %s: %w", t, err)
-			}
+	return e.inTx(ctx, func(tx *Tx) error { return analyzeTables(ctx, tx, p, LiveTables(0)) })
+}
+
+// analyzeTables gathers planner statistics for the projector's tables of
+// one generation.
+func analyzeTables(ctx context.Context, tx *Tx, p Projector, t TableNames) error {
+	for _, name := range p.Tables() {
+		if _, err := tx.Exec(ctx, `ANALYZE `+t.Table(name)); err != nil {
+			return fmt.Errorf("projections: analyze %s: %w", t.Table(name), err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // prepare makes sure projection_state, the projector's row and its tables

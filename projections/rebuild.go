@@ -203,12 +203,7 @@ func (e *Engine) finishAndSwap(ctx context.Context, r *runner, gen int64, swapMu
 		// picks plans hundreds of times slower, e.g. a bitmap of two
 		// low-selectivity indexes and a sort of 100k rows for a page of
 		// 100 that one index scan in key order finds in a millisecond.
-		for _, t := range r.p.Tables() {
-			if _, err := tx.Exec(ctx, `ANALYZE `+next.Table(t)); err != nil {
-				return fmt.Errorf("analyze: %w", err)
-			}
-		}
-		return nil
+		return analyzeTables(ctx, tx, r.p, next)
 	}); err != nil {
 		return err
 	}
