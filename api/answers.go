@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -132,7 +133,8 @@ func newAnswerCache(positions checkpoints, maxBytes int64) *answerCache {
 // of handle is returned as it is, for the caller to write.
 func (c *answerCache) serve(w http.ResponseWriter, r *http.Request, p auth.Principal, spec *cacheSpec,
 	handle func(http.ResponseWriter) error) error {
-	key, minPos, ok := c.key(r, p, spec)
+	k, ok := c.key(r, p, spec)
+	key, minPos := k.key, k.minPos
 	if !ok {
 		c.lookups.WithLabelValues("bypass").Inc()
 		return handle(w)
@@ -202,13 +204,11 @@ func (c *answerCache) serve(w http.ResponseWriter, r *http.Request, p auth.Princ
 	}()
 	if err != nil {
 		// Headers the handler set for its problem (Retry-After…).
-		for k, vs := range rec.header {
-			w.Header()[k] = vs
-		}
+		maps.Copy(w.Header(), rec.header)
 		return err
 	}
 	a := rec.answer(key, cur)
-	if a != nil && spec.clock != "" && !r.URL.Query().Has(spec.clock) {
+	if a != nil && k.clocked {
 		a.expires = time.Now().Add(clockTTL)
 	}
 	if a != nil && a.cost() <= c.max/16 {
@@ -218,26 +218,33 @@ func (c *answerCache) serve(w http.ResponseWriter, r *http.Request, p auth.Princ
 	return nil
 }
 
-// key returns the cache key of r and its min_position (0 without), or
-// false when r's answer is not cacheable.
-func (c *answerCache) key(r *http.Request, p auth.Principal, spec *cacheSpec) (string, uint64, bool) {
+// answerKey is what a request's answer is kept under.
+type answerKey struct {
+	key     string
+	minPos  uint64 // the request's min_position, 0 without
+	clocked bool   // the answer is computed as of the present moment (cacheSpec.clock)
+}
+
+// key returns the cache key of r, or false when r's answer is not
+// cacheable.
+func (c *answerCache) key(r *http.Request, p auth.Principal, spec *cacheSpec) (answerKey, bool) {
 	if r.Method != http.MethodGet {
-		return "", 0, false
+		return answerKey{}, false
 	}
 	if f, err := negotiate(r, true); err != nil || f != asJSON {
-		return "", 0, false
+		return answerKey{}, false
 	}
 	q := r.URL.Query()
 	for _, name := range spec.replays {
 		if q.Has(name) {
-			return "", 0, false
+			return answerKey{}, false
 		}
 	}
 	var minPos uint64
 	if vs := q["min_position"]; len(vs) > 0 {
 		n, err := strconv.ParseUint(strings.TrimSpace(vs[0]), 10, 64)
 		if len(vs) > 1 || err != nil {
-			return "", 0, false // the handler says what is wrong
+			return answerKey{}, false // the handler says what is wrong
 		}
 		minPos = n
 	}
@@ -252,7 +259,7 @@ func (c *answerCache) key(r *http.Request, p auth.Principal, spec *cacheSpec) (s
 		b.WriteByte(0)
 		b.WriteString(url.QueryEscape(part))
 	}
-	return b.String(), minPos, true
+	return answerKey{key: b.String(), minPos: minPos, clocked: spec.clock != "" && !q.Has(spec.clock)}, true
 }
 
 // put keeps a, evicting the least recently used answers beyond the
@@ -279,10 +286,7 @@ func (c *answerCache) put(a *cachedAnswer) {
 }
 
 func (a *cachedAnswer) write(w http.ResponseWriter) {
-	h := w.Header()
-	for k, vs := range a.header {
-		h[k] = vs
-	}
+	maps.Copy(w.Header(), a.header)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(a.body)
 }
@@ -326,10 +330,7 @@ func (r *recorder) answer(key string, cur projections.Checkpoint) *cachedAnswer 
 
 // writeTo sends the recorded answer on.
 func (r *recorder) writeTo(w http.ResponseWriter) {
-	h := w.Header()
-	for k, vs := range r.header {
-		h[k] = vs
-	}
+	maps.Copy(w.Header(), r.header)
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
