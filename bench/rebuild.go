@@ -319,15 +319,11 @@ func rebuildBaseline(ctx context.Context, env *Env, b backend) ([]Point, error) 
 	defer raw.close()
 	var points []Point
 	for _, f := range env.Sizes.RebuildFacilities {
-		head := lg.rec.Heads[f]
-		m := startPoint()
-		n, err := raw.readThrough(ctx, head)
+		p, err := raw.measure(ctx, env, rebuildKey(f), lg.rec.Heads[f])
 		if err != nil {
 			return nil, err
 		}
-		p := m.point(rebuildKey(f), n)
 		p.Note = fmt.Sprintf("pages of %s by position", Count(readPage))
-		env.logf("raw paged read of %d events: %s", n, Rate(p.Rate()))
 		points = append(points, p)
 	}
 	p, err := subscribeLag(ctx, env, lg.st)

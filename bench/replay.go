@@ -95,15 +95,9 @@ func replayBaseline(ctx context.Context, env *Env, b backend) ([]Point, error) {
 		return nil, err
 	}
 	defer raw.close()
-	m := startPoint()
-	total, err := raw.readThrough(ctx, math.MaxInt64)
-	if err != nil {
-		return nil, err
-	}
-	p := m.point(replayKey, total)
-	p.Note = "pages of 10k by position"
-	env.logf("raw paged read: %d events, %s", total, Rate(p.Rate()))
-	return []Point{p}, nil
+	p, err := raw.measure(ctx, env, replayKey, math.MaxInt64)
+	p.Note = fmt.Sprintf("pages of %s by position", Count(readPage))
+	return []Point{p}, err
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", math.Round(float64(b)/(1<<20))) }

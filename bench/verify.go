@@ -90,14 +90,8 @@ func verifyBaseline(ctx context.Context, env *Env, b backend) ([]Point, error) {
 		return nil, err
 	}
 	defer raw.close()
-	m := startPoint()
-	total, err := raw.readThrough(ctx, math.MaxInt64)
-	if err != nil {
-		return nil, err
-	}
-	p := m.point(verifyKey, total)
-	env.logf("raw paged read: %d events, %s", total, Rate(p.Rate()))
-	return []Point{p}, nil
+	p, err := raw.measure(ctx, env, verifyKey, math.MaxInt64)
+	return []Point{p}, err
 }
 
 // rawReader reads a log's rows the way a baseline does: the store's paged
@@ -175,6 +169,18 @@ func openRawReader(ctx context.Context, env *Env, b backend, schema, path string
 		}
 		return n, after, rows.Err()
 	}}, nil
+}
+
+// measure times a read of every row up to upto as the point key.
+func (r *rawReader) measure(ctx context.Context, env *Env, key string, upto uint64) (Point, error) {
+	m := startPoint()
+	n, err := r.readThrough(ctx, upto)
+	if err != nil {
+		return Point{}, err
+	}
+	p := m.point(key, n)
+	env.logf("raw paged read: %d events, %s", n, Rate(p.Rate()))
+	return p, nil
 }
 
 // readThrough reads every row from position 1 up to upto and returns how
