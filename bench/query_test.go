@@ -1,10 +1,7 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"net/url"
@@ -17,13 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/payesh/payesh/api/auth"
-	"github.com/payesh/payesh/internal/pgtest"
-	"github.com/payesh/payesh/projections"
-	bankmodel "github.com/payesh/payesh/projections/banks"
-	"github.com/payesh/payesh/projections/deviations"
-	"github.com/payesh/payesh/projections/facilities"
-	"github.com/payesh/payesh/projections/inspections"
-	"github.com/payesh/payesh/projections/quotas"
 )
 
 // TestQueryQuick runs the query scenarios end to end at smoke-test sizes,
@@ -35,20 +25,7 @@ func TestQueryQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("seeds two logs and starts payeshd on each")
 	}
-	pgtest.Connect(t) // skips (or fails in CI) when PostgreSQL is unreachable
-	var id [4]byte
-	_, _ = crand.Read(id[:])
-	var log bytes.Buffer
-	env := Env{
-		Sizes: QuickSizes(),
-		PG:    pgtest.URL(),
-		Work:  t.TempDir(),
-		RunID: hex.EncodeToString(id[:]),
-		Log:   &log,
-		// payesh bench's list (cmd/internal/readmodels), which this
-		// package cannot import.
-		Projectors: []projections.Projector{facilities.New(), quotas.New(), inspections.New(), deviations.New(), bankmodel.New()},
-	}
+	env, log := quickEnv(t, readModels()...)
 	scenarios, err := Find("query-sqlite,query-pg")
 	require.NoError(t, err)
 	results := (&Runner{Env: env}).Run(context.Background(), scenarios)

@@ -1,18 +1,13 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/payesh/payesh/internal/pgtest"
-	"github.com/payesh/payesh/projections"
 	"github.com/payesh/payesh/projections/facilities"
 )
 
@@ -23,18 +18,7 @@ func TestRebuildQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("seeds and rebuilds two logs")
 	}
-	pgtest.Connect(t) // skips (or fails in CI) when PostgreSQL is unreachable
-	var id [4]byte
-	_, _ = rand.Read(id[:])
-	var log bytes.Buffer
-	env := Env{
-		Sizes:      QuickSizes(),
-		PG:         pgtest.URL(),
-		Work:       t.TempDir(),
-		RunID:      hex.EncodeToString(id[:]),
-		Log:        &log,
-		Projectors: []projections.Projector{facilities.New()},
-	}
+	env, log := quickEnv(t, facilities.New())
 	scenarios, err := Find("rebuild-sqlite,rebuild-pg")
 	require.NoError(t, err)
 	results := (&Runner{Env: env}).Run(context.Background(), scenarios)

@@ -1,39 +1,20 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/payesh/payesh/internal/pgtest"
-	"github.com/payesh/payesh/projections"
-	bankmodel "github.com/payesh/payesh/projections/banks"
-	"github.com/payesh/payesh/projections/deviations"
-	"github.com/payesh/payesh/projections/facilities"
-	"github.com/payesh/payesh/projections/inspections"
-	"github.com/payesh/payesh/projections/quotas"
 )
 
 // TestReplayQuick runs the replay scenarios end to end at smoke-test
-// sizes: every read model recomputed from each backend's log (the
-// synthetic PostgreSQL log, the seeded SQLite history) to its head, and a
-// raw read of the same rows.
+// sizes: every read model recomputed from each backend's seeded log to its
+// head, and a raw read of the same rows.
 func TestReplayQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("grows two logs")
 	}
-	pgtest.Connect(t)
-	var id [4]byte
-	_, _ = crand.Read(id[:])
-	var log bytes.Buffer
-	env := Env{
-		Sizes: QuickSizes(), PG: pgtest.URL(), Work: t.TempDir(), RunID: hex.EncodeToString(id[:]), Log: &log,
-		Projectors: []projections.Projector{facilities.New(), quotas.New(), inspections.New(), deviations.New(), bankmodel.New()},
-	}
+	env, log := quickEnv(t, readModels()...)
 	t.Cleanup(func() {
 		names, err := RunSchemas(context.Background(), env.PG, env.RunID)
 		if err == nil {
