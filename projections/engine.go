@@ -514,10 +514,20 @@ func (e *Engine) Prepare(ctx context.Context, name string) error {
 		return err
 	}
 	st, err := e.prepare(ctx, r)
-	if err != nil || st.Version == r.p.Version() {
+	if err != nil {
 		return err
 	}
-	return e.rebuild(ctx, []*runner{r}, nil, true)
+	if st.Version != r.p.Version() {
+		if err := e.rebuild(ctx, []*runner{r}, nil, true); err != nil {
+			return err
+		}
+		if st, err = e.prepare(ctx, r); err != nil {
+			return err
+		}
+	}
+	// From here the projection follows the log through Handle's caller.
+	r.update(func(s *Status) { s.State, s.Position, s.LastError = StateLive, st.Position, "" })
+	return nil
 }
 
 // Handle applies events delivered by another transport (the Watermill

@@ -14,7 +14,15 @@
 // projections), "api" (the API only; the read models are kept by other
 // processes), or "projector" (the projections only; it still serves
 // /healthz, /readyz and /metrics). Every setting can also come from the
-// environment (PAYESH_STORE, PAYESH_ADDR, PAYESH_ROLE); flags win. It stops
+// environment (PAYESH_STORE, PAYESH_ADDR, PAYESH_ROLE, PAYESH_NATS); flags
+// win.
+//
+// With --nats the projections are shared among processes through NATS
+// JetStream (package natslog): every process that runs them forwards the log
+// to JetStream (one at a time, under a lease in PostgreSQL) and applies it to
+// the read models as one of the competing consumers, so several
+// "--role projector" processes on several machines keep the same read
+// models, each event applied once, and any of them may die. It stops
 // gracefully on SIGINT or SIGTERM, letting requests in flight finish and
 // the projections commit or roll back their batch.
 package main
@@ -42,8 +50,11 @@ import (
 	"github.com/payesh/payesh/domain/reference"
 	"github.com/payesh/payesh/domain/schema"
 	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/eventstore/postgres"
 	"github.com/payesh/payesh/ledger"
 	"github.com/payesh/payesh/projections"
+	"github.com/payesh/payesh/projections/natslog"
+	"github.com/payesh/payesh/projections/pubsub"
 )
 
 // The roles of --role.
@@ -92,7 +103,10 @@ type Main struct {
 	// while their read model has not moved (api.Config.AnswerCacheBytes);
 	// 0 turns the cache off.
 	AnswerCacheMB int
-	Logger        *slog.Logger
+	// NATS, when set, shares the projections among processes through
+	// JetStream (natslog) instead of each process following the log alone.
+	NATS   NATSConfig
+	Logger *slog.Logger
 
 	store    eventstore.Store
 	db       *projections.DB
@@ -103,6 +117,14 @@ type Main struct {
 	api      *api.Server
 	listener net.Listener
 	served   chan error
+}
+
+// NATSConfig is where the log is carried on NATS (natslog.Config).
+type NATSConfig struct {
+	URL      string // empty: projections follow the store directly
+	Stream   string
+	Subjects string
+	AckWait  time.Duration
 }
 
 // NewMain returns a Main with defaults.
@@ -128,6 +150,9 @@ func (m *Main) ParseFlags(args []string) error {
 	if v := os.Getenv("PAYESH_ROLE"); v != "" {
 		m.Role = v
 	}
+	if v := os.Getenv("PAYESH_NATS"); v != "" {
+		m.NATS.URL = v
+	}
 	if v := os.Getenv("PAYESH_DEV"); v == "1" || v == "true" {
 		m.Dev = true
 	}
@@ -148,6 +173,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.APIKeys, "api-keys", m.APIKeys, "file of hashed API keys and the principals they grant (payesh token apikey)")
 	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "how long to let requests finish on shutdown")
 	fs.IntVar(&m.AnswerCacheMB, "answer-cache-mb", m.AnswerCacheMB, "MiB of read-model query answers kept and served again while their read model has not moved (env PAYESH_ANSWER_CACHE_MB); 0 turns the cache off")
+	fs.StringVar(&m.NATS.URL, "nats", m.NATS.URL, "NATS server URL(s): share the projections with other processes through JetStream (natslog)")
+	fs.StringVar(&m.NATS.Stream, "nats-stream", m.NATS.Stream, "JetStream stream carrying the log (default PAYESH_LOG)")
+	fs.StringVar(&m.NATS.Subjects, "nats-subjects", m.NATS.Subjects, "subject prefix of the log's messages (default payesh.log)")
+	fs.DurationVar(&m.NATS.AckWait, "nats-ack-wait", m.NATS.AckWait, "how long a worker may hold a message before JetStream gives it to another (default 30s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -225,10 +254,54 @@ func (m *Main) startProjections() error {
 	if err != nil {
 		return err
 	}
+	run := m.engine.Run
+	if m.NATS.URL != "" {
+		if run, err = m.natsProjections(); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stopProj, m.projDone = cancel, make(chan error, 1)
-	go func() { m.projDone <- m.engine.Run(ctx) }()
+	go func() { m.projDone <- run(ctx) }()
 	return nil
+}
+
+// natsProjections returns what runs the projections through JetStream: a
+// forwarder of the log (active in one process at a time where the store's
+// database can lease) and a worker of every read model.
+func (m *Main) natsProjections() (func(context.Context) error, error) {
+	cfg := natslog.Config{
+		URL: m.NATS.URL, Stream: m.NATS.Stream, Subjects: m.NATS.Subjects, AckWait: m.NATS.AckWait,
+		Logger: m.Logger,
+	}
+	var leaser pubsub.Leaser
+	if pg, ok := m.store.(*postgres.Store); ok {
+		leaser = postgres.NewCheckpoints(pg)
+	}
+	fwd, err := natslog.NewForwarder(m.store, leaser, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, p := range readmodels.Projectors() {
+		names = append(names, p.Name())
+	}
+	w, err := natslog.NewWorker(m.store, m.engine, m.engine.Reader(), names, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		fwdDone := make(chan error, 1)
+		go func() { fwdDone <- fwd.Run(ctx) }()
+		werr := w.Run(ctx)
+		cancel()
+		if err := <-fwdDone; err != nil && !errors.Is(err, context.Canceled) {
+			m.Logger.Error("forwarder stopped", "err", err)
+		}
+		return werr
+	}, nil
 }
 
 // configureAPI sets up what /v1 needs: the command service (with the

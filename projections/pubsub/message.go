@@ -178,6 +178,11 @@ func (d decoded) message() *message.Message {
 	return msg
 }
 
+// Message is the Watermill message a Subscriber delivers for e: what
+// another transport (natslog, over NATS JetStream) carries, so that EventOf
+// gives the event back at the other end.
+func Message(e *eventstore.Event) *message.Message { return decode(e).message() }
+
 // ErrNotAnEvent says a message does not carry a stored domain event's
 // envelope: it was published through Publisher (a MessageType event, which
 // is delivered as published) or came from elsewhere.

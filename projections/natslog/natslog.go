@@ -1,0 +1,188 @@
+// Package natslog carries the event log over NATS JetStream, so that
+// projection workers on several machines share the work of keeping the read
+// models: a Forwarder publishes the log, in order, to one JetStream stream;
+// Workers in any number of processes consume it as competing consumers and
+// apply it to the read models through a projections.Engine.
+//
+// # The JetStream stream
+//
+// Every event is one message, published through Watermill
+// (watermill-nats/v2) on a subject of its own stream,
+// <prefix>.<category>.<rest> ("payesh.log.facility.01J…" for stream
+// "facility-01J…"), so a consumer of one stream or one category gets its
+// events in their order, and with the envelope pubsub.Message gives it
+// (payload the event's data, metadata its type, stream, version, position,
+// times, actor).
+//
+// The Forwarder publishes each event with Nats-Expected-Last-Sequence set
+// to its position minus one, so the stream's sequence number IS the log's
+// position: JetStream refuses a message that would leave a gap or repeat
+// one, and two forwarders running at once (a lease lost, a partition) can
+// only race to publish the same message, never interleave. Nats-Msg-Id is
+// the event ID as well, for JetStream's own duplicate window.
+//
+// # Competing workers
+//
+// Each read model has one durable JetStream consumer over the whole
+// stream, shared by every Worker: JetStream hands each message to one of
+// them, keeps up to MaxAckPending in flight among all of them, and gives a
+// message that is not acknowledged within AckWait (its worker died) to
+// another. The projection's order and exactly-once do not rest on the
+// broker but on the checkpoint the Engine keeps in the read-model database
+// in the transaction that applies a batch (projections.Engine.Handle): a
+// worker handed the event at position p applies, in one transaction under
+// the checkpoint's lock, every event after the checkpoint up to p, reading
+// from the event store those it was not handed (given to another worker,
+// lost with a dead one, or not yet redelivered); events at or before the
+// checkpoint are acknowledged without effect. So however JetStream spreads
+// and redelivers the messages, each read model sees the log in global order
+// (hence every stream's events in their order) and every event exactly
+// once, and when the workers stop the tables are those a single process
+// would have built. A worker's message is the common case, in order and
+// already decoded; the store is the fallback that makes it safe.
+//
+// Reading in global order matters: the read models join streams (the quota
+// balances fold facility events against quota accounts), so they could not
+// be split by stream across workers without giving up equality with a
+// rebuild. The unit of parallel work is a read model; five of them keep
+// three workers busy, and a worker that dies loses none of the work.
+package natslog
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config says where the log goes on NATS.
+type Config struct {
+	// URL of the NATS server(s), comma-separated (default nats.DefaultURL).
+	URL string
+	// Stream is the JetStream stream's name (default "PAYESH_LOG").
+	Stream string
+	// Subjects is the subject prefix (default "payesh.log"); the stream
+	// takes <Subjects>.>.
+	Subjects string
+	// Replicas of the stream in a NATS cluster (default 1).
+	Replicas int
+	// AckWait is how long a worker may hold a message before JetStream
+	// gives it to another (default 30s).
+	AckWait time.Duration
+	// MaxAckPending bounds the messages of one read model in flight among
+	// all workers (default 64).
+	MaxAckPending int
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	c.URL = cmp.Or(c.URL, nats.DefaultURL)
+	c.Stream = cmp.Or(c.Stream, "PAYESH_LOG")
+	c.Subjects = cmp.Or(c.Subjects, "payesh.log")
+	c.Replicas = max(c.Replicas, 1)
+	c.AckWait = cmp.Or(c.AckWait, 30*time.Second)
+	c.MaxAckPending = cmp.Or(c.MaxAckPending, 64)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if strings.ContainsAny(c.Stream, ". *>\t\r\n") {
+		errs = append(errs, fmt.Errorf("natslog: stream name %q may not contain dots, spaces or wildcards", c.Stream))
+	}
+	for _, tok := range strings.Split(c.Subjects, ".") {
+		if tok == "" || strings.ContainsAny(tok, " *>\t\r\n") {
+			errs = append(errs, fmt.Errorf("natslog: subject prefix %q must be dot-separated tokens without spaces or wildcards", c.Subjects))
+			break
+		}
+	}
+	if c.AckWait < 0 || c.MaxAckPending < 0 || c.Replicas < 0 {
+		errs = append(errs, errors.New("natslog: AckWait, MaxAckPending and Replicas may not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Subject is the subject an event of stream is published on:
+// prefix.<category>.<rest>, the category being what comes before the
+// stream name's first "-". Characters NATS gives a meaning to in subjects
+// (dots, wildcards, white space) become "_".
+func Subject(prefix, stream string) string {
+	category, rest, ok := strings.Cut(stream, "-")
+	if !ok {
+		rest = "_"
+	}
+	return prefix + "." + token(category) + "." + token(rest)
+}
+
+func token(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '*', '>', ' ', '\t', '\r', '\n':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// Header keys the Forwarder sets beside pubsub's envelope metadata.
+const (
+	headerMsgID           = nats.MsgIdHdr
+	headerExpectedLastSeq = nats.ExpectedLastSeqHdr
+)
+
+// connect opens a NATS connection and its JetStream context.
+func connect(cfg Config, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(cfg.URL, nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("natslog: connect to %s: %w", cfg.URL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("natslog: jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// ensureStream creates the JetStream stream, or checks the one there
+// takes the configured subjects. The stream keeps every message (limits
+// retention without limits): it is the log's copy for the workers, and a
+// new read model's consumer starts from wherever its checkpoint is.
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+	want := jetstream.StreamConfig{
+		Name:       cfg.Stream,
+		Subjects:   []string{cfg.Subjects + ".>"},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		Replicas:   cfg.Replicas,
+		Duplicates: 2 * time.Minute,
+	}
+	st, err := js.Stream(ctx, cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = js.CreateStream(ctx, want)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another process created it first
+			st, err = js.Stream(ctx, cfg.Stream)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natslog: stream %s: %w", cfg.Stream, err)
+	}
+	got := st.CachedInfo().Config.Subjects
+	if len(got) != 1 || got[0] != want.Subjects[0] {
+		return nil, fmt.Errorf("natslog: stream %s takes subjects %v, not %s: another log's stream?", cfg.Stream, got, want.Subjects[0])
+	}
+	return st, nil
+}

@@ -1,0 +1,194 @@
+package natslog_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/eventstore/memory"
+	"github.com/payesh/payesh/internal/natstest"
+	"github.com/payesh/payesh/projections"
+	"github.com/payesh/payesh/projections/banks"
+	"github.com/payesh/payesh/projections/deviations"
+	"github.com/payesh/payesh/projections/facilities"
+	"github.com/payesh/payesh/projections/inspections"
+	"github.com/payesh/payesh/projections/natslog"
+	"github.com/payesh/payesh/projections/projectionstest"
+	"github.com/payesh/payesh/projections/quotas"
+)
+
+func projectors() []projections.Projector {
+	return []projections.Projector{facilities.New(), quotas.New(), inspections.New(), deviations.New(), banks.New()}
+}
+
+func names() []string {
+	var out []string
+	for _, p := range projectors() {
+		out = append(out, p.Name())
+	}
+	return out
+}
+
+func TestSubject(t *testing.T) {
+	for stream, want := range map[string]string{
+		"facility-01J9Z":           "p.log.facility.01J9Z",
+		"quota-1404-home-business": "p.log.quota.1404-home-business",
+		"reference":                "p.log.reference._",
+		"odd-a.b c*>":              "p.log.odd.a_b_c__",
+		"-x":                       "p.log._.x",
+	} {
+		require.Equal(t, want, natslog.Subject("p.log", stream), stream)
+	}
+}
+
+func TestConfigRefusesBadNames(t *testing.T) {
+	for _, cfg := range []natslog.Config{
+		{Stream: "A.B"}, {Stream: "A B"}, {Subjects: "a..b"}, {Subjects: "a.*"}, {Subjects: "a.>"}, {AckWait: -time.Second},
+	} {
+		_, err := natslog.NewForwarder(memory.New(), nil, cfg)
+		require.Error(t, err, "%+v", cfg)
+		_, err = natslog.NewWorker(memory.New(), nil, nil, []string{"x"}, cfg)
+		require.Error(t, err, "%+v", cfg)
+	}
+}
+
+// A history written while a forwarder and three workers (each with its own
+// store connections and Engine, as three processes would have) keep the
+// read models; one worker is stopped mid-stream. Afterwards every read
+// model is at the head and equals a rebuild from the log, every position
+// went through JetStream exactly once at its own sequence, and the work
+// was shared.
+func TestWorkersShareTheLog(t *testing.T) {
+	projectionstest.ForEach(t, func(t *testing.T, b projectionstest.Backend) {
+		nt := natstest.New(t)
+		env := b.Open(t)
+		svc := env.Service(t)
+		cfg := natslog.Config{
+			URL: nt.URL, Stream: nt.Stream, Subjects: nt.Subjects,
+			AckWait: 2 * time.Second, MaxAckPending: 16, Logger: slog.New(slog.DiscardHandler),
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		t.Cleanup(func() { cancel(); wg.Wait() })
+
+		fwd, err := natslog.NewForwarder(env.Store, nil, cfg)
+		require.NoError(t, err)
+		wg.Go(func() { _ = fwd.Run(ctx) })
+
+		type worker struct {
+			w      *natslog.Worker
+			cancel context.CancelFunc
+			done   chan struct{}
+		}
+		var workers []*worker
+		var engine *projections.Engine
+		for range 3 {
+			other := env.Another(t)
+			e, err := projections.New(projections.Config{Store: other.Store, DB: other.DB, Projectors: projectors()})
+			require.NoError(t, err)
+			engine = e
+			w, err := natslog.NewWorker(other.Store, e, e.Reader(), names(), cfg)
+			require.NoError(t, err)
+			wctx, wcancel := context.WithCancel(ctx)
+			wk := &worker{w: w, cancel: wcancel, done: make(chan struct{})}
+			go func() { defer close(wk.done); _ = w.Run(wctx) }()
+			workers = append(workers, wk)
+		}
+
+		h := projectionstest.NewHistory(t, svc, 5)
+		h.Register(20)
+		for range 3 {
+			h.Step()
+			h.QuotaStep()
+		}
+		// Stop one worker once it has applied something, while the history
+		// goes on: whatever it held is redelivered to, or filled in by,
+		// the others.
+		require.Eventually(t, func() bool { s := workers[0].w.Stats(); return s.Applied+s.Filled > 0 }, time.Minute, 10*time.Millisecond)
+		workers[0].cancel()
+		<-workers[0].done
+		for range 3 {
+			h.Step()
+			h.QuotaStep()
+		}
+		h.Register(5)
+		h.Step()
+
+		head := env.Head(t)
+		reader := projections.NewReader(env.DB, projectors()...)
+		for _, n := range names() {
+			_, err := reader.WaitFor(context.Background(), n, head, 2*time.Minute)
+			require.NoError(t, err, n)
+		}
+		var applied, filled uint64
+		for i, wk := range workers {
+			s := wk.w.Stats()
+			t.Logf("worker %d: %+v", i, s)
+			applied, filled = applied+s.Applied, filled+s.Filled
+		}
+		require.GreaterOrEqual(t, applied+filled, head*uint64(len(names())), "every read model saw every event")
+		require.Positive(t, workers[1].w.Stats().Applied+workers[2].w.Stats().Applied)
+
+		// JetStream holds the log, one message per position.
+		nc, err := nats.Connect(nt.URL)
+		require.NoError(t, err)
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		require.NoError(t, err)
+		st, err := js.Stream(context.Background(), nt.Stream)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			info, err := st.Info(context.Background())
+			return err == nil && info.State.LastSeq == head && info.State.Msgs == head
+		}, time.Minute, 20*time.Millisecond)
+		events, err := env.Store.ReadAll(context.Background(), 0, int(head), eventstore.Filter{})
+		require.NoError(t, err)
+		for _, e := range events {
+			msg, err := st.GetMsg(context.Background(), e.Position)
+			require.NoError(t, err)
+			require.Equal(t, e.ID, msg.Header.Get(nats.MsgIdHdr), "sequence %d", e.Position)
+			require.Equal(t, natslog.Subject(nt.Subjects, e.Stream), msg.Subject)
+		}
+
+		cancel()
+		wg.Wait()
+		for _, wk := range workers {
+			<-wk.done
+		}
+		live := dump(t, env.DB)
+		for _, n := range names() {
+			require.NoError(t, engine.Rebuild(context.Background(), n, nil), n)
+		}
+		require.Equal(t, live, dump(t, env.DB))
+	})
+}
+
+// dump is every read-model table, rows in full order.
+func dump(t *testing.T, db *projections.DB) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, p := range projectors() {
+		for _, table := range p.Tables() {
+			rows, err := db.Read.QueryContext(context.Background(), "SELECT * FROM "+table+" LIMIT 0")
+			require.NoError(t, err)
+			cols, err := rows.Columns()
+			require.NoError(t, err)
+			require.NoError(t, rows.Close())
+			order := make([]string, len(cols))
+			for i := range cols {
+				order[i] = fmt.Sprint(i + 1)
+			}
+			out[table] = projectionstest.Dump(t, db, table, order...)
+			require.NotEmpty(t, out[table], table)
+		}
+	}
+	return out
+}
