@@ -442,3 +442,72 @@ func fromProtoUUID(u *shared.UUID) (uuid.UUID, error) {
 	}
 	return uuid.Parse(u.GetString_())
 }
+
+// The test hooks below alter stored records directly, bypassing the
+// protocol, as someone with access to a server's files could. They let the
+// adapter's tests show that eventstore.Verify catches what a KurrentDB
+// server does not prevent. (Delete itself is the protocol's stream
+// deletion, which this server does not implement.) A live subscription does not see the change:
+// it has already sent the record.
+
+// SetEventData overwrites the payload of the event at revision of stream.
+func (s *Server) SetEventData(stream string, revision uint64, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.recordAt(stream, revision)
+	if err != nil {
+		return err
+	}
+	r.data = slices.Clone(data)
+	return nil
+}
+
+// DeleteEvent removes the event at revision of stream. The later events of the
+// stream move down one revision each, so the stream stays numbered without
+// a gap, as if the event had never been written; their $all positions stay
+// as they were.
+func (s *Server) DeleteEvent(stream string, revision uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.recordAt(stream, revision)
+	if err != nil {
+		return err
+	}
+	events := s.streams[stream]
+	for _, later := range events[revision+1:] {
+		later.revision--
+	}
+	s.streams[stream] = slices.Delete(events, int(revision), int(revision)+1)
+	s.log = slices.DeleteFunc(s.log, func(x *record) bool { return x == r })
+	return nil
+}
+
+// SwapEvents exchanges the events at revisions a and b of stream: each takes the
+// other's place (revision and $all position) with everything else of its
+// own.
+func (s *Server) SwapEvents(stream string, a, b uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ra, err := s.recordAt(stream, a)
+	if err != nil {
+		return err
+	}
+	rb, err := s.recordAt(stream, b)
+	if err != nil {
+		return err
+	}
+	ra.id, rb.id = rb.id, ra.id
+	ra.metadata, rb.metadata = rb.metadata, ra.metadata
+	ra.custom, rb.custom = rb.custom, ra.custom
+	ra.data, rb.data = rb.data, ra.data
+	return nil
+}
+
+// recordAt returns the record at revision of stream; s.mu must be held.
+func (s *Server) recordAt(stream string, revision uint64) (*record, error) {
+	events := s.streams[stream]
+	if revision >= uint64(len(events)) {
+		return nil, status.Errorf(codes.NotFound, "stream %q has no revision %d", stream, revision)
+	}
+	return events[revision], nil
+}
