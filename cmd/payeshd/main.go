@@ -105,10 +105,15 @@ type Main struct {
 	AnswerCacheMB int
 	// NATS, when set, shares the projections among processes through
 	// JetStream (natslog) instead of each process following the log alone.
-	NATS   NATSConfig
-	Logger *slog.Logger
+	NATS NATSConfig
+	// ReadModelsURL is the SQL database (sqlite:// or postgres://) of the
+	// read models and the applicant key vault when it is not the store's
+	// own; a KurrentDB store needs one.
+	ReadModelsURL string
+	Logger        *slog.Logger
 
 	store    eventstore.Store
+	rmStore  eventstore.Store // the SQL store holding read models and vault: store, or ReadModelsURL's
 	db       *projections.DB
 	engine   *projections.Engine
 	stopProj context.CancelFunc
@@ -150,6 +155,9 @@ func (m *Main) ParseFlags(args []string) error {
 	if v := os.Getenv("PAYESH_ROLE"); v != "" {
 		m.Role = v
 	}
+	if v := os.Getenv("PAYESH_READMODELS"); v != "" {
+		m.ReadModelsURL = v
+	}
 	if v := os.Getenv("PAYESH_NATS"); v != "" {
 		m.NATS.URL = v
 	}
@@ -164,7 +172,7 @@ func (m *Main) ParseFlags(args []string) error {
 		m.AnswerCacheMB = n
 	}
 	fs := flag.NewFlagSet("payeshd", flag.ContinueOnError)
-	fs.StringVar(&m.StoreURL, "store", m.StoreURL, "event store URL: sqlite://PATH or postgres://USER@HOST:PORT/DB[?schema=NAME]")
+	fs.StringVar(&m.StoreURL, "store", m.StoreURL, "event store URL: sqlite://PATH, postgres://USER@HOST:PORT/DB[?schema=NAME] or kurrentdb://HOST:PORT[?tls=false&stream=NAME]")
 	fs.StringVar(&m.Addr, "addr", m.Addr, "address to serve HTTP on")
 	fs.StringVar(&m.Role, "role", m.Role, "what this process runs: all (API and projections), api, or projector")
 	fs.BoolVar(&m.Dev, "dev", m.Dev, "development mode: accept tokens signed with the public dev key, allow the dev pseudonymisation key")
@@ -173,6 +181,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.APIKeys, "api-keys", m.APIKeys, "file of hashed API keys and the principals they grant (payesh token apikey)")
 	fs.DurationVar(&m.ShutdownTimeout, "shutdown-timeout", m.ShutdownTimeout, "how long to let requests finish on shutdown")
 	fs.IntVar(&m.AnswerCacheMB, "answer-cache-mb", m.AnswerCacheMB, "MiB of read-model query answers kept and served again while their read model has not moved (env PAYESH_ANSWER_CACHE_MB); 0 turns the cache off")
+	fs.StringVar(&m.ReadModelsURL, "readmodels", m.ReadModelsURL, "SQL database of the read models and the applicant vault, when not the store's own (required with a KurrentDB store): sqlite://PATH or postgres://...")
 	fs.StringVar(&m.NATS.URL, "nats", m.NATS.URL, "NATS server URL(s): share the projections with other processes through JetStream (natslog)")
 	fs.StringVar(&m.NATS.Stream, "nats-stream", m.NATS.Stream, "JetStream stream carrying the log (default PAYESH_LOG)")
 	fs.StringVar(&m.NATS.Subjects, "nats-subjects", m.NATS.Subjects, "subject prefix of the log's messages (default payesh.log)")
@@ -201,13 +210,21 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", backend.Redact(m.StoreURL), err)
 	}
-	m.store = store
+	m.store, m.rmStore = store, store
+	if m.ReadModelsURL != "" {
+		if m.rmStore, err = backend.Open(ctx, m.ReadModelsURL); err != nil {
+			return fmt.Errorf("open read-model database %s: %w", backend.Redact(m.ReadModelsURL), err)
+		}
+	}
 
 	cfg := api.Config{Store: store, Logger: m.Logger, AnswerCacheBytes: int64(m.AnswerCacheMB) << 20}
 	if m.AnswerCacheMB == 0 {
 		cfg.AnswerCacheBytes = -1
 	}
-	if m.db, err = projections.OpenDB(store); err != nil {
+	if m.db, err = projections.OpenDB(m.rmStore); err != nil {
+		if m.ReadModelsURL == "" {
+			return fmt.Errorf("%w (give --readmodels postgres://...)", err)
+		}
 		return err
 	}
 	if m.Role != RoleProjector {
@@ -275,7 +292,7 @@ func (m *Main) natsProjections() (func(context.Context) error, error) {
 		Logger: m.Logger,
 	}
 	var leaser pubsub.Leaser
-	if pg, ok := m.store.(*postgres.Store); ok {
+	if pg, ok := m.rmStore.(*postgres.Store); ok {
 		leaser = postgres.NewCheckpoints(pg)
 	}
 	fwd, err := natslog.NewForwarder(m.store, leaser, cfg)
@@ -315,7 +332,7 @@ func (m *Main) configureAPI(ctx context.Context, cfg *api.Config) error {
 	if devKey && !m.Dev {
 		return fmt.Errorf("no pseudonymisation key: give --pseudonym-key FILE or $%s (or --dev for local work)", backend.PseudonymKeyEnv)
 	}
-	vault, err := backend.Vault(m.store)
+	vault, err := backend.Vault(m.rmStore)
 	if err != nil {
 		return err
 	}
@@ -420,6 +437,12 @@ func (m *Main) Close() error {
 		}
 		m.db = nil
 	}
+	if m.rmStore != nil && m.rmStore != m.store {
+		if err := m.rmStore.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close read-model database: %w", err))
+		}
+	}
+	m.rmStore = nil
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))

@@ -5,10 +5,12 @@ package backend
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 
 	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/eventstore/kurrentdb"
 	"github.com/payesh/payesh/eventstore/postgres"
 	"github.com/payesh/payesh/eventstore/sqlite"
 )
@@ -22,10 +24,17 @@ const DefaultURL = "sqlite://./data/payesh.db"
 //	sqlite:///var/lib/payesh/db      an absolute path
 //	postgres://user@host:5432/db     PostgreSQL; ?schema=name selects a schema
 //	postgresql://...                 the same
+//	kurrentdb://host:2113?tls=false  KurrentDB (EventStoreDB) on one node;
+//	                                 ?stream=NAME names the log stream
+//	kurrentdb+discover://host:2113   a KurrentDB cluster, found by gossip
+//	esdb://..., esdb+discover://...  the same, in the client's own scheme
+//
+// A KurrentDB store keeps no read models or applicant vault: those need
+// a SQL store beside it (payeshd --readmodels).
 func Open(ctx context.Context, raw string) (eventstore.Store, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, fmt.Errorf("store URL %q has no scheme: use sqlite://PATH or postgres://HOST/DB", raw)
+		return nil, fmt.Errorf("store URL %q has no scheme: use sqlite://PATH, postgres://HOST/DB or kurrentdb://HOST:PORT", raw)
 	}
 	switch scheme {
 	case "sqlite", "file":
@@ -44,8 +53,30 @@ func Open(ctx context.Context, raw string) (eventstore.Store, error) {
 		q.Del("schema")
 		u.RawQuery = q.Encode()
 		return postgres.Open(ctx, postgres.Config{URL: u.String(), Schema: schema})
+	case "kurrentdb", "kurrentdb+discover", "esdb", "esdb+discover":
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("store URL: %w", err)
+		}
+		q := u.Query()
+		stream := q.Get("stream")
+		q.Del("stream")
+		u.RawQuery = q.Encode()
+		return kurrentdb.Open(ctx, kurrentdb.Config{URL: u.String(), Stream: stream, Logger: kurrentLogger})
 	default:
-		return nil, fmt.Errorf("store URL scheme %q is not supported: use sqlite:// or postgres://", scheme)
+		return nil, fmt.Errorf("store URL scheme %q is not supported: use sqlite://, postgres:// or kurrentdb://", scheme)
+	}
+}
+
+// kurrentLogger passes on the KurrentDB client's warnings and errors; its
+// debug and info lines (every connection attempt, every subscription
+// ended) would drown the server's own log.
+func kurrentLogger(level string, format string, args ...any) {
+	switch level {
+	case "warn":
+		slog.Warn("kurrentdb client: " + fmt.Sprintf(format, args...))
+	case "error":
+		slog.Error("kurrentdb client: " + fmt.Sprintf(format, args...))
 	}
 }
 
