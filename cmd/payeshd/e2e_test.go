@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/payesh/payesh/eventstore/kurrentdb/kurrenttest"
 	"github.com/stretchr/testify/require"
 
 	"github.com/payesh/payesh/api/auth"
@@ -170,12 +172,19 @@ func (c *client) check(method, pattern string, a answer) {
 // route of the document was not exercised.
 func TestEveryEndpointEndToEnd(t *testing.T) {
 	url, schema := pgtest.Schema(t)
-	for name, store := range map[string]string{
-		"sqlite":   "sqlite://" + filepath.Join(t.TempDir(), "payesh.db"),
-		"postgres": url + "&schema=" + schema,
+	_, rmSchema := pgtest.Schema(t)
+	kurrent, err := kurrenttest.Start()
+	require.NoError(t, err)
+	t.Cleanup(kurrent.Close)
+	for name, flags := range map[string][]string{
+		"sqlite":   {"--store", "sqlite://" + filepath.Join(t.TempDir(), "payesh.db")},
+		"postgres": {"--store", url + "&schema=" + schema},
+		// The log in KurrentDB (the protocol test server), the read
+		// models and the vault in PostgreSQL.
+		"kurrentdb": {"--store", "kurrentdb://" + kurrent.Address() + "?tls=false", "--readmodels", url + "&schema=" + rmSchema},
 	} {
 		t.Run(name, func(t *testing.T) {
-			m := start(t, store)
+			m := start(t, flags[1], flags[2:]...)
 			require.Eventually(t, func() bool {
 				code, _ := getJSON(t, m.URL()+"/readyz")
 				return code == http.StatusOK

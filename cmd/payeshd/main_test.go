@@ -18,12 +18,13 @@ import (
 	"github.com/payesh/payesh/internal/pgtest"
 )
 
-// start runs a real payeshd on a free port against storeURL.
-func start(t *testing.T, storeURL string) *Main {
+// start runs a real payeshd on a free port against storeURL, with more
+// flags if given.
+func start(t *testing.T, storeURL string, flags ...string) *Main {
 	t.Helper()
 	m := NewMain()
 	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	require.NoError(t, m.ParseFlags([]string{"--store", storeURL, "--addr", "127.0.0.1:0", "--dev"}))
+	require.NoError(t, m.ParseFlags(append([]string{"--store", storeURL, "--addr", "127.0.0.1:0", "--dev"}, flags...)))
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { _ = m.Close() })
 	return m
