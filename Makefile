@@ -6,7 +6,7 @@ DEMO_FACILITIES ?= 20000
 PKGS      := ./...
 STATICCHECK_VERSION := 2025.1.1
 
-.PHONY: all build run test test-short lint bench services clean
+.PHONY: all build run test test-short test-kurrentdb lint bench services clean
 
 all: build
 
@@ -27,7 +27,10 @@ run: build
 	@echo
 	./bin/payeshd --store '$(STORE)' --addr '$(ADDR)' --dev
 
-## test: the whole suite with the race detector, against a real PostgreSQL.
+## test: the whole suite with the race detector, against a real PostgreSQL
+## and a real NATS server (both started, or installed, when missing). The
+## KurrentDB backend runs its contract suite against the protocol test
+## server (eventstore/kurrentdb/kurrenttest).
 test: services
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
@@ -35,8 +38,15 @@ test: services
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
+## test-kurrentdb: the KurrentDB backend's contract suite against a real
+## KurrentDB as well (docker compose up kurrentdb, or any node you name).
+KURRENTDB_URL ?= kurrentdb://127.0.0.1:2113?tls=false
+test-kurrentdb:
+	PAYESH_TEST_KURRENTDB_URL='$(KURRENTDB_URL)' $(GO) test -race -count=1 -v -run 'TestContract' ./eventstore/kurrentdb/
+
 services:
 	@./scripts/ensure-postgres.sh
+	@./scripts/ensure-nats.sh
 
 lint:
 	$(GO) vet $(PKGS)
