@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,35 +118,13 @@ func TestProjectorProcessesShareTheWork(t *testing.T) {
 		require.NoError(t, p.err, "process %d did not stop cleanly:\n%s", i+1, p.logs.String())
 	}
 
-	live := dumpReadModels(t, env.DB)
+	live := projectionstest.DumpAll(t, env.DB, readmodels.Projectors()...)
 	e, err := projections.New(projections.Config{Store: env.Store, DB: env.DB, Projectors: readmodels.Projectors()})
 	require.NoError(t, err)
 	for _, n := range names {
 		require.NoError(t, e.Rebuild(context.Background(), n, nil), n)
 	}
-	require.Equal(t, live, dumpReadModels(t, env.DB))
-}
-
-// dumpReadModels is every read-model table, rows in full order.
-func dumpReadModels(t *testing.T, db *projections.DB) map[string][]string {
-	t.Helper()
-	out := map[string][]string{}
-	for _, p := range readmodels.Projectors() {
-		for _, table := range p.Tables() {
-			rows, err := db.Read.QueryContext(context.Background(), "SELECT * FROM "+table+" LIMIT 0")
-			require.NoError(t, err)
-			cols, err := rows.Columns()
-			require.NoError(t, err)
-			require.NoError(t, rows.Close())
-			order := make([]string, len(cols))
-			for i := range cols {
-				order[i] = fmt.Sprint(i + 1)
-			}
-			out[table] = projectionstest.Dump(t, db, table, order...)
-			require.NotEmpty(t, out[table], table)
-		}
-	}
-	return out
+	require.Equal(t, live, projectionstest.DumpAll(t, env.DB, readmodels.Projectors()...))
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's two output pipes.

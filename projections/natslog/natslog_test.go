@@ -2,7 +2,6 @@ package natslog_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -163,32 +162,10 @@ func TestWorkersShareTheLog(t *testing.T) {
 		for _, wk := range workers {
 			<-wk.done
 		}
-		live := dump(t, env.DB)
+		live := projectionstest.DumpAll(t, env.DB, projectors()...)
 		for _, n := range names() {
 			require.NoError(t, engine.Rebuild(context.Background(), n, nil), n)
 		}
-		require.Equal(t, live, dump(t, env.DB))
+		require.Equal(t, live, projectionstest.DumpAll(t, env.DB, projectors()...))
 	})
-}
-
-// dump is every read-model table, rows in full order.
-func dump(t *testing.T, db *projections.DB) map[string][]string {
-	t.Helper()
-	out := map[string][]string{}
-	for _, p := range projectors() {
-		for _, table := range p.Tables() {
-			rows, err := db.Read.QueryContext(context.Background(), "SELECT * FROM "+table+" LIMIT 0")
-			require.NoError(t, err)
-			cols, err := rows.Columns()
-			require.NoError(t, err)
-			require.NoError(t, rows.Close())
-			order := make([]string, len(cols))
-			for i := range cols {
-				order[i] = fmt.Sprint(i + 1)
-			}
-			out[table] = projectionstest.Dump(t, db, table, order...)
-			require.NotEmpty(t, out[table], table)
-		}
-	}
-	return out
 }

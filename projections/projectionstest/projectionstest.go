@@ -190,3 +190,29 @@ func TableExists(t testing.TB, db *projections.DB, table string) bool {
 	require.NoError(t, err)
 	return true
 }
+
+// DumpAll dumps every table of the projectors' read models, rows ordered
+// by every column, keyed by table: what "equal to a rebuild" compares. A
+// table with no rows fails the test, since a comparison of empty tables
+// would prove nothing of that read model.
+func DumpAll(t testing.TB, db *projections.DB, projectors ...projections.Projector) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, p := range projectors {
+		for _, table := range p.Tables() {
+			rows, err := db.Read.QueryContext(context.Background(), "SELECT * FROM "+table+" LIMIT 0")
+			require.NoError(t, err)
+			cols, err := rows.Columns()
+			require.NoError(t, err)
+			require.NoError(t, rows.Close())
+			order := make([]string, len(cols))
+			for i := range cols {
+				order[i] = fmt.Sprint(i + 1)
+			}
+			dump := Dump(t, db, table, order...)
+			require.NotEmpty(t, dump, "%s is empty: the scenario does not exercise it", table)
+			out[table] = dump
+		}
+	}
+	return out
+}

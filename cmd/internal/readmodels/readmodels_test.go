@@ -2,7 +2,6 @@ package readmodels
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -70,34 +69,11 @@ func TestLiveProjectionsEqualARebuildFromTheLog(t *testing.T) {
 			require.Equal(t, projections.StateLive, s.State, s.Name)
 		}
 
-		live := dumpAll(t, env.DB)
+		live := projectionstest.DumpAll(t, env.DB, Projectors()...)
 		for _, p := range Projectors() {
 			require.NoError(t, e.Rebuild(context.Background(), p.Name(), nil), p.Name())
 		}
 		waitAll(e)
-		require.Equal(t, live, dumpAll(t, env.DB))
+		require.Equal(t, live, projectionstest.DumpAll(t, env.DB, Projectors()...))
 	})
-}
-
-// dumpAll dumps every read-model table, rows in full order.
-func dumpAll(t *testing.T, db *projections.DB) map[string][]string {
-	t.Helper()
-	out := map[string][]string{}
-	for _, p := range Projectors() {
-		for _, table := range p.Tables() {
-			rows, err := db.Read.QueryContext(context.Background(), "SELECT * FROM "+table+" LIMIT 0")
-			require.NoError(t, err)
-			cols, err := rows.Columns()
-			require.NoError(t, err)
-			require.NoError(t, rows.Close())
-			order := make([]string, len(cols))
-			for i := range cols {
-				order[i] = fmt.Sprint(i + 1)
-			}
-			dump := projectionstest.Dump(t, db, table, order...)
-			require.NotEmpty(t, dump, "%s is empty: the scenario does not exercise it", table)
-			out[table] = dump
-		}
-	}
-	return out
 }
