@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payesh/payesh/eventstore"
@@ -107,12 +108,17 @@ func (f *Forwarder) forward(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The subject is the topic: the stream configurator only names it.
-	pub, err := wmjs.NewPublisher(wmjs.PublisherConfig{
-		Conn:            nc,
-		Logger:          watermill.NopLogger{},
-		ConfigureStream: func(topic string) jetstream.StreamConfig { return jetstream.StreamConfig{Name: topic} },
-	})
+	// Messages go out as plain NATS publishes, a batch at a time without
+	// waiting for each one's acknowledgement (one round trip per event
+	// would cap the forwarder at a few thousand a second); the stream
+	// takes them as they come. Nats-Expected-Last-Sequence keeps that
+	// safe: a message the stream refuses (or that is lost) makes every
+	// later one of the batch fail its own check, so the stream can only
+	// ever end on a prefix of the batch, and confirm tells where.
+	pub, err := wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
+		Marshaler: &wmnats.NATSMarshaler{},
+		JetStream: wmnats.JetStreamConfig{Disabled: true},
+	}, watermill.NopLogger{})
 	if err != nil {
 		return err
 	}
@@ -124,16 +130,50 @@ func (f *Forwarder) forward(ctx context.Context) error {
 			msg.Metadata.Set(headerMsgID, e.ID)
 			msg.Metadata.Set(headerExpectedLastSeq, strconv.FormatUint(e.Position-1, 10))
 			if err := pub.Publish(Subject(f.cfg.Subjects, e.Stream), msg); err != nil {
-				var apiErr *jetstream.APIError
-				if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-					return errBehind
-				}
 				return fmt.Errorf("natslog: publish position %d: %w", e.Position, err)
 			}
 		}
-		return nil
+		return f.confirm(ctx, nc, st, batch[len(batch)-1].Position)
 	})
 }
+
+// confirm waits until the stream holds position through. If it stops
+// short (a message refused or lost), or another forwarder took the
+// stream past it, it returns errBehind, and forwarding starts again from
+// where the stream ends.
+func (f *Forwarder) confirm(ctx context.Context, nc *nats.Conn, st jetstream.Stream, through uint64) error {
+	if err := nc.FlushTimeout(confirmTimeout); err != nil {
+		return fmt.Errorf("natslog: flush: %w", err)
+	}
+	var last uint64
+	stalled := time.Now()
+	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("natslog: stream info: %w", err)
+		}
+		switch seq := info.State.LastSeq; {
+		case seq == through:
+			return nil
+		case seq > through:
+			return errBehind
+		case seq > last:
+			last, stalled = seq, time.Now()
+		case time.Since(stalled) > confirmTimeout:
+			f.cfg.Logger.Warn("the stream stopped short of the batch; publishing again from its end", "stream", f.cfg.Stream, "at", seq, "want", through)
+			return errBehind
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// confirmTimeout is how long the stream may stay short of a batch without
+// moving before the forwarder publishes the rest again.
+const confirmTimeout = 2 * time.Second
 
 // published returns the last position in the stream, checking that the
 // stream is a prefix of this log: its last message carries that position

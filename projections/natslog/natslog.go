@@ -19,33 +19,41 @@
 // position: JetStream refuses a message that would leave a gap or repeat
 // one, and two forwarders running at once (a lease lost, a partition) can
 // only race to publish the same message, never interleave. Nats-Msg-Id is
-// the event ID as well, for JetStream's own duplicate window.
+// the event ID as well, for JetStream's own duplicate window. It publishes
+// a batch without waiting for each message's acknowledgement, then waits
+// for the stream to reach the batch's end (the expected-sequence check
+// means it can only ever hold a prefix of the batch; if it stops short,
+// the forwarder publishes again from where it ends).
 //
 // # Competing workers
 //
-// Each read model has one durable JetStream consumer over the whole
-// stream, shared by every Worker: JetStream hands each message to one of
-// them, keeps up to MaxAckPending in flight among all of them, and gives a
-// message that is not acknowledged within AckWait (its worker died) to
-// another. The projection's order and exactly-once do not rest on the
-// broker but on the checkpoint the Engine keeps in the read-model database
-// in the transaction that applies a batch (projections.Engine.Handle): a
-// worker handed the event at position p applies, in one transaction under
-// the checkpoint's lock, every event after the checkpoint up to p, reading
-// from the event store those it was not handed (given to another worker,
-// lost with a dead one, or not yet redelivered); events at or before the
-// checkpoint are acknowledged without effect. So however JetStream spreads
-// and redelivers the messages, each read model sees the log in global order
+// The Workers of a set of read models share one durable JetStream consumer
+// over the whole stream: JetStream hands each message to one of them, keeps
+// up to MaxAckPending in flight among all of them, and gives a message that
+// is not acknowledged within AckWait (its worker died) to another. The
+// projections' order and exactly-once do not rest on the broker but on the
+// checkpoint the Engine keeps per read model in the read-model database, in
+// the transaction that applies a batch (projections.Engine.Handle): a worker
+// handed the event at position p brings every read model to p, applying in
+// batches, each in one transaction under the checkpoint's lock, the events
+// after the checkpoint, read from the event store, and goes on past p for
+// as much as ReadAhead while the store already holds more; events at or
+// before a checkpoint are skipped. So however JetStream spreads and
+// redelivers the messages, each read model sees the log in global order
 // (hence every stream's events in their order) and every event exactly
 // once, and when the workers stop the tables are those a single process
-// would have built. A worker's message is the common case, in order and
-// already decoded; the store is the fallback that makes it safe.
+// would have built. A message is the unit of work and its notice; the log
+// it points into is read from the store, which holds it anyway, so that a
+// backlog goes at the rate of the Engine's batches rather than one
+// transaction per message (measured: 173 events/s per read model with one
+// transaction per message, against 15,000 for a single process reading the
+// store, on this project's 2-core machine).
 //
 // Reading in global order matters: the read models join streams (the quota
 // balances fold facility events against quota accounts), so they could not
 // be split by stream across workers without giving up equality with a
-// rebuild. The unit of parallel work is a read model; five of them keep
-// three workers busy, and a worker that dies loses none of the work.
+// rebuild. Workers share the log's stretches, not its streams; a worker that
+// dies loses none of the work.
 package natslog
 
 import (
@@ -76,8 +84,13 @@ type Config struct {
 	// gives it to another (default 30s).
 	AckWait time.Duration
 	// MaxAckPending bounds the messages of one read model in flight among
-	// all workers (default 64).
+	// all workers (default 256).
 	MaxAckPending int
+	// ReadAhead is how far past a message's position a worker goes on
+	// applying the log while the store already holds it (default 5000).
+	ReadAhead int
+	// BatchSize is the most events applied in one transaction (default 1000).
+	BatchSize int
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -88,7 +101,9 @@ func (c *Config) setDefaults() {
 	c.Subjects = cmp.Or(c.Subjects, "payesh.log")
 	c.Replicas = max(c.Replicas, 1)
 	c.AckWait = cmp.Or(c.AckWait, 30*time.Second)
-	c.MaxAckPending = cmp.Or(c.MaxAckPending, 64)
+	c.MaxAckPending = cmp.Or(c.MaxAckPending, 256)
+	c.ReadAhead = cmp.Or(c.ReadAhead, 5000)
+	c.BatchSize = cmp.Or(c.BatchSize, 1000)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -106,8 +121,8 @@ func (c Config) Validate() error {
 			break
 		}
 	}
-	if c.AckWait < 0 || c.MaxAckPending < 0 || c.Replicas < 0 {
-		errs = append(errs, errors.New("natslog: AckWait, MaxAckPending and Replicas may not be negative"))
+	if c.AckWait < 0 || c.MaxAckPending < 0 || c.Replicas < 0 || c.ReadAhead < 0 || c.BatchSize < 0 {
+		errs = append(errs, errors.New("natslog: AckWait, MaxAckPending, Replicas, ReadAhead and BatchSize may not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,16 +41,16 @@ type Worker struct {
 	names     []string
 	cfg       Config
 
-	// Stats, for tests and logs.
-	mu    sync.Mutex
-	stats WorkerStats
+	mu          sync.Mutex
+	stats       WorkerStats
+	checkpoints map[string]uint64 // read model -> checkpoint known to be reached
 }
 
 // WorkerStats counts what a Worker did with the messages it was handed.
 type WorkerStats struct {
-	Applied  uint64 // messages whose event this worker applied
+	Batches  uint64 // batches of the log it handed to the Engine
+	Events   uint64 // events in them (some may have been applied by another worker first)
 	Skipped  uint64 // messages at or before the checkpoint: applied already
-	Filled   uint64 // events read from the store to close a gap before a message
 	Failures uint64 // messages given back (nak) after a failed apply
 }
 
@@ -60,7 +63,7 @@ func NewWorker(store eventstore.Store, engine Engine, positions Positions, names
 	if len(names) == 0 {
 		return nil, errors.New("natslog: a worker needs at least one read model")
 	}
-	return &Worker{store: store, engine: engine, positions: positions, names: names, cfg: cfg}, nil
+	return &Worker{store: store, engine: engine, positions: positions, names: names, cfg: cfg, checkpoints: map[string]uint64{}}, nil
 }
 
 // Stats returns the counters so far.
@@ -76,43 +79,44 @@ func (w *Worker) count(f func(s *WorkerStats)) {
 	f(&w.stats)
 }
 
-// Consumer is the durable JetStream consumer of a read model.
-func Consumer(name string) string { return "payesh-" + name }
-
-// Run follows every read model until ctx ends, each on its own, starting
-// a read model's consumption again after a failure with a growing pause.
-// It returns ctx's error.
-func (w *Worker) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, name := range w.names {
-		wg.Go(func() {
-			log := w.cfg.Logger.With("component", "natslog-worker", "projection", name)
-			for attempt := 0; ; attempt++ {
-				err := w.follow(ctx, name)
-				if ctx.Err() != nil {
-					return
-				}
-				pause := min(time.Duration(1<<min(attempt, 6))*100*time.Millisecond, 5*time.Second)
-				log.Warn("consumption stopped; starting again", "err", err, "in", pause)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(pause):
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return ctx.Err()
+// Consumer is the durable JetStream consumer that the workers of a set of
+// read models share: workers of the same set compete for its messages.
+func Consumer(names []string) string {
+	sorted := slices.Clone(names)
+	slices.Sort(sorted)
+	return "payesh-" + strings.Join(sorted, "-")
 }
 
-// follow consumes one read model's messages until ctx ends or the
-// subscription fails.
-func (w *Worker) follow(ctx context.Context, name string) error {
-	if err := w.engine.Prepare(ctx, name); err != nil {
-		return err
+// Run follows the read models until ctx ends, starting again after a
+// failure with a growing pause. It returns ctx's error.
+func (w *Worker) Run(ctx context.Context) error {
+	log := w.cfg.Logger.With("component", "natslog-worker", "consumer", Consumer(w.names))
+	for attempt := 0; ; attempt++ {
+		err := w.follow(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		pause := min(time.Duration(1<<min(attempt, 6))*100*time.Millisecond, 5*time.Second)
+		log.Warn("consumption stopped; starting again", "err", err, "in", pause)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
 	}
-	nc, js, err := connect(w.cfg, "payesh-worker-"+name)
+}
+
+// follow consumes the messages until ctx ends or the subscription fails.
+// One subscription serves every read model of the worker: a message is
+// delivered once, not once per read model (deliveries, not transactions,
+// were what bounded a worker's rate with a consumer per read model).
+func (w *Worker) follow(ctx context.Context) error {
+	for _, name := range w.names {
+		if err := w.engine.Prepare(ctx, name); err != nil {
+			return err
+		}
+	}
+	nc, js, err := connect(w.cfg, "payesh-worker")
 	if err != nil {
 		return err
 	}
@@ -124,8 +128,11 @@ func (w *Worker) follow(ctx context.Context, name string) error {
 		Conn:                nc,
 		Logger:              watermill.NopLogger{},
 		AckWaitTimeout:      w.cfg.AckWait,
-		ResourceInitializer: w.consumer(name),
+		ResourceInitializer: w.consumer(),
 		NakDelay:            wmjs.NewStaticDelay(time.Second),
+		// An acknowledgement lost on the way only redelivers a message,
+		// which the checkpoint then skips: no need to wait for each.
+		AckAsync: true,
 	})
 	if err != nil {
 		return err
@@ -154,10 +161,10 @@ func (w *Worker) follow(ctx context.Context, name string) error {
 			if !ok {
 				return errors.New("natslog: the subscription ended")
 			}
-			if err := w.handle(ctx, name, msg); err != nil {
+			if err := w.handle(ctx, msg); err != nil {
 				w.count(func(s *WorkerStats) { s.Failures++ })
 				if ctx.Err() == nil {
-					w.cfg.Logger.Warn("message given back", "projection", name, "err", err)
+					w.cfg.Logger.Warn("message given back", "err", err)
 				}
 				msg.Nack()
 				continue
@@ -188,27 +195,32 @@ func (w *Worker) drain(nc *nats.Conn, msgs <-chan *message.Message) {
 	}
 }
 
-// consumer gets the read model's durable consumer, creating it to start
-// after the read model's checkpoint when it does not exist yet. A consumer
-// that exists is used as it is, wherever it stands: behind the checkpoint
-// its messages are skipped, ahead of it the store fills the gap.
-func (w *Worker) consumer(name string) wmjs.ResourceInitializer {
+// consumer gets the durable consumer, creating it to start after the
+// lowest of the read models' checkpoints when it does not exist yet. A
+// consumer that exists is used as it is, wherever it stands: behind a
+// checkpoint its messages are skipped, ahead of it the store fills the gap.
+func (w *Worker) consumer() wmjs.ResourceInitializer {
 	return func(ctx context.Context, js jetstream.JetStream, _ string) (jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error) {
 		st, err := js.Stream(ctx, w.cfg.Stream)
 		if err != nil {
 			return nil, nil, err
 		}
-		c, err := st.Consumer(ctx, Consumer(name))
+		durable := Consumer(w.names)
+		c, err := st.Consumer(ctx, durable)
 		if err == nil || !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return c, nil, err
 		}
-		at, err := w.positions.Position(ctx, name)
-		if err != nil {
-			return nil, nil, err
+		at := uint64(math.MaxUint64)
+		for _, name := range w.names {
+			pos, err := w.positions.Position(ctx, name)
+			if err != nil {
+				return nil, nil, err
+			}
+			at = min(at, pos)
 		}
 		cfg := jetstream.ConsumerConfig{
-			Durable:       Consumer(name),
-			Description:   "Payesh read model " + name,
+			Durable:       durable,
+			Description:   "Payesh read models " + strings.Join(w.names, ", "),
 			FilterSubject: w.cfg.Subjects + ".>",
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       w.cfg.AckWait,
@@ -220,48 +232,86 @@ func (w *Worker) consumer(name string) wmjs.ResourceInitializer {
 		}
 		c, err = st.CreateConsumer(ctx, cfg)
 		if errors.Is(err, jetstream.ErrConsumerExists) { // another worker made it first
-			c, err = st.Consumer(ctx, Consumer(name))
+			c, err = st.Consumer(ctx, durable)
 		}
 		return c, nil, err
 	}
 }
 
-// handle applies the log up to the message's event: the events between the
-// checkpoint and it from the store, then the event itself.
-func (w *Worker) handle(ctx context.Context, name string, msg *message.Message) error {
+// handle brings the read model to the message's position and, while the
+// log already holds more, up to ReadAhead events beyond it: the events
+// come from the store, in batches, each applied in one transaction with
+// the checkpoint (Handle skips what another worker applied meanwhile, and
+// the checkpoint only moves forward, so starting from an older reading of
+// it is safe). A message at or before what this worker knows the checkpoint
+// to be costs nothing but its acknowledgement. One transaction per message
+// would cap a read model at a few hundred events a second (measured, see
+// the package doc); reading ahead lets a backlog go at the rate of the
+// Engine's batches while the messages spread the work and detect a dead
+// worker's.
+func (w *Worker) handle(ctx context.Context, msg *message.Message) error {
 	e, err := pubsub.EventOf(msg)
 	if err != nil {
 		return fmt.Errorf("natslog: message %s: %w", msg.UUID, err)
+	}
+	errs := make([]error, len(w.names))
+	var wg sync.WaitGroup
+	for i, name := range w.names {
+		wg.Go(func() { errs[i] = w.advance(ctx, name, e.Position) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// advance brings one read model to position (and beyond, see handle).
+func (w *Worker) advance(ctx context.Context, name string, position uint64) error {
+	if position <= w.known(name) {
+		w.count(func(s *WorkerStats) { s.Skipped++ })
+		return nil
 	}
 	at, err := w.positions.Position(ctx, name)
 	if err != nil {
 		return err
 	}
-	if e.Position <= at {
+	w.saw(name, at)
+	if position <= at {
 		w.count(func(s *WorkerStats) { s.Skipped++ })
 		return nil
 	}
-	// Handle skips what another worker applied meanwhile (the checkpoint
-	// only moves forward), so filling from an older reading of it is safe.
-	for at+1 < e.Position {
-		gap, err := w.store.ReadAll(ctx, at, int(min(e.Position-1-at, 1000)), eventstore.Filter{})
+	through := max(position, at+uint64(w.cfg.ReadAhead))
+	for at < through {
+		batch, err := w.store.ReadAll(ctx, at, int(min(through-at, uint64(w.cfg.BatchSize))), eventstore.Filter{})
 		if err != nil {
 			return err
 		}
-		if len(gap) == 0 || gap[0].Position != at+1 {
-			return fmt.Errorf("natslog: the store has no event %d", at+1)
+		if len(batch) == 0 || batch[0].Position != at+1 {
+			if at < position {
+				return fmt.Errorf("natslog: %s: the store has no event %d", name, at+1)
+			}
+			break // the log ends here
 		}
-		if err := w.engine.Handle(ctx, name, gap); err != nil {
+		if err := w.engine.Handle(ctx, name, batch); err != nil {
 			return err
 		}
-		w.count(func(s *WorkerStats) { s.Filled += uint64(len(gap)) })
-		at = gap[len(gap)-1].Position
+		at = batch[len(batch)-1].Position
+		w.saw(name, at)
+		w.count(func(s *WorkerStats) { s.Batches++; s.Events += uint64(len(batch)) })
 	}
-	if err := w.engine.Handle(ctx, name, []eventstore.Event{e}); err != nil {
-		return err
-	}
-	w.count(func(s *WorkerStats) { s.Applied++ })
 	return nil
+}
+
+// known is the highest checkpoint of the read model this worker has seen
+// or made: the real one is at least that.
+func (w *Worker) known(name string) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.checkpoints[name]
+}
+
+func (w *Worker) saw(name string, position uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.checkpoints[name] = max(w.checkpoints[name], position)
 }
 
 var _ Engine = (*projections.Engine)(nil)
