@@ -44,6 +44,7 @@ func runEraseApplicant(ctx context.Context, args []string, stdin io.Reader, stdo
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, eraseUsage+"\n\nflags:"); fs.PrintDefaults() }
 	storeURL := storeFlag(fs)
+	rmURL := readModelsFlag(fs)
 	ref := fs.String("ref", "", "the applicant's reference (pseudonym), 64 hex digits")
 	nid := fs.String("national-id", "", "the applicant's national ID (- reads it from standard input)")
 	reason := fs.String("reason", "", "the legal basis or the request's reference, recorded in the log (no personal data)")
@@ -85,7 +86,12 @@ func runEraseApplicant(ctx context.Context, args []string, stdin io.Reader, stdo
 		return err
 	}
 	defer st.Close()
-	vault, err := backend.Vault(st)
+	rm, release, err := backend.Beside(ctx, st, *rmURL)
+	if err != nil {
+		return err
+	}
+	defer release()
+	vault, err := backend.Vault(rm)
 	if err != nil {
 		return err
 	}

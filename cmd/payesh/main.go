@@ -108,5 +108,12 @@ func storeFlag(fs *flag.FlagSet) *string {
 	if def == "" {
 		def = "sqlite://./data/payesh.db"
 	}
-	return fs.String("store", def, "event store URL: sqlite://PATH or postgres://USER@HOST:PORT/DB[?schema=NAME] (env PAYESH_STORE)")
+	return fs.String("store", def, "event store URL: sqlite://PATH, postgres://USER@HOST:PORT/DB[?schema=NAME] or kurrentdb://HOST:PORT[?tls=false] (env PAYESH_STORE)")
+}
+
+// readModelsFlag adds --readmodels: the SQL database of the read models
+// and the applicant vault when it is not the store's own (a KurrentDB
+// store's), as payeshd takes it.
+func readModelsFlag(fs *flag.FlagSet) *string {
+	return fs.String("readmodels", os.Getenv("PAYESH_READMODELS"), "SQL database of the read models and the applicant vault, when not the store's own (required with a KurrentDB store) (env PAYESH_READMODELS)")
 }

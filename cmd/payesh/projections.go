@@ -48,6 +48,7 @@ func runProjections(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, projectionsUsage); fs.PrintDefaults() }
 	storeURL := storeFlag(fs)
+	rmURL := readModelsFlag(fs)
 	batch := fs.Int("batch", 0, "events per rebuild transaction (default 10000 on PostgreSQL, 2000 on SQLite)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,7 +68,12 @@ func runProjections(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer store.Close()
-	db, err := projections.OpenDB(store)
+	rm, release, err := backend.Beside(ctx, store, *rmURL)
+	if err != nil {
+		return err
+	}
+	defer release()
+	db, err := projections.OpenDB(rm)
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.PrintDefaults()
 	}
 	storeURL := storeFlag(fs)
+	rmURL := readModelsFlag(fs)
 	facilities := fs.Int("facilities", seed.DefaultFacilities, "number of facilities (plans) to generate")
 	seedValue := fs.Uint64("seed", 1403, "seed of the history: the same seed and flags give the same events")
 	chunk := fs.Int("chunk", seed.DefaultChunk, "facilities written per piece (part of the history's identity: resume with the same value)")
@@ -91,7 +92,12 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return nil
 		}
 	}
-	vault, err := vaultOf(st)
+	rm, release, err := backend.Beside(ctx, st, *rmURL)
+	if err != nil {
+		return err
+	}
+	defer release()
+	vault, err := vaultOf(rm)
 	if err != nil {
 		return err
 	}
@@ -164,7 +170,7 @@ func vaultOf(st eventstore.Store) (applicant.Vault, error) {
 	case *postgres.Store:
 		return postgresKeys{Vault: s.Vault(), s: s}, nil
 	}
-	return nil, fmt.Errorf("the store %T keeps no applicant keys: seed needs sqlite or postgres", st)
+	return nil, fmt.Errorf("the store %T keeps no applicant keys: give --readmodels sqlite://... or postgres://... for them", st)
 }
 
 // keyChunk bounds the keys per statement.

@@ -68,6 +68,26 @@ func Open(ctx context.Context, raw string) (eventstore.Store, error) {
 	}
 }
 
+// Beside returns the SQL store that keeps st's read models and applicant
+// vault: st itself when url is empty, else the store url names, which
+// must be a SQL one (a KurrentDB log keeps them in PostgreSQL or SQLite
+// beside it). release closes what Beside opened, and only that.
+func Beside(ctx context.Context, st eventstore.Store, url string) (sql eventstore.Store, release func(), err error) {
+	if url == "" {
+		return st, func() {}, nil
+	}
+	rm, err := Open(ctx, url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read-model database %s: %w", Redact(url), err)
+	}
+	switch rm.(type) {
+	case *sqlite.Store, *postgres.Store:
+		return rm, func() { _ = rm.Close() }, nil
+	}
+	_ = rm.Close()
+	return nil, nil, fmt.Errorf("read-model database %s: want sqlite:// or postgres://", Redact(url))
+}
+
 // kurrentLogger passes on the KurrentDB client's warnings and errors; its
 // debug and info lines (every connection attempt, every subscription
 // ended) would drown the server's own log.

@@ -61,5 +61,5 @@ func Vault(st eventstore.Store) (applicant.Vault, error) {
 	case *postgres.Store:
 		return s.Vault(), nil
 	}
-	return nil, fmt.Errorf("the %T store keeps no applicant vault", st)
+	return nil, fmt.Errorf("the %T store keeps no applicant vault: it is kept in the read-model database (--readmodels)", st)
 }
