@@ -201,5 +201,12 @@ func (f *Forwarder) published(ctx context.Context, st jetstream.Stream) (uint64,
 	if got := raw.Header.Get(pubsub.MetaPosition); got != strconv.FormatUint(last, 10) {
 		return 0, &mismatchError{fmt.Sprintf("message %d of stream %s says position %q: the stream is not a copy of the log", last, f.cfg.Stream, got)}
 	}
+	events, err := f.store.ReadAll(ctx, last-1, 1, eventstore.Filter{})
+	if err != nil {
+		return 0, err
+	}
+	if len(events) != 1 || events[0].ID != raw.Header.Get(headerMsgID) {
+		return 0, &mismatchError{fmt.Sprintf("message %d of stream %s is event %q, not the log's event at that position: the stream carries another log", last, f.cfg.Stream, raw.Header.Get(headerMsgID))}
+	}
 	return last, nil
 }

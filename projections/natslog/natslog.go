@@ -23,7 +23,11 @@
 // a batch without waiting for each message's acknowledgement, then waits
 // for the stream to reach the batch's end (the expected-sequence check
 // means it can only ever hold a prefix of the batch; if it stops short,
-// the forwarder publishes again from where it ends).
+// the forwarder publishes again from where it ends). Only forwarders may
+// publish on the log's subjects (give the others no NATS permission to):
+// a forwarder that finds in the stream a message that is not its log's
+// event at that sequence, or more messages than its log has events, stops
+// for good rather than mix two logs.
 //
 // # Competing workers
 //

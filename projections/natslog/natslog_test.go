@@ -2,6 +2,7 @@ package natslog_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/payesh/payesh/eventstore"
+	"github.com/payesh/payesh/eventstore/eventstoretest"
 	"github.com/payesh/payesh/eventstore/memory"
 	"github.com/payesh/payesh/internal/natstest"
 	"github.com/payesh/payesh/projections"
@@ -176,4 +178,37 @@ func TestWorkersShareTheLog(t *testing.T) {
 		}
 		require.Equal(t, live, projectionstest.DumpAll(t, env.DB, projectors()...))
 	})
+}
+
+// A forwarder refuses, at once and for good, a JetStream stream that holds
+// another log's events, or more of them than its log has: publishing on
+// would mix two logs.
+func TestForwarderRefusesAnotherLogsStream(t *testing.T) {
+	nt := natstest.New(t)
+	cfg := natslog.Config{URL: nt.URL, Stream: nt.Stream, Subjects: nt.Subjects, Logger: slog.New(slog.DiscardHandler)}
+	fill := func(n int) *memory.Store {
+		st := memory.New()
+		t.Cleanup(func() { _ = st.Close() })
+		for i := range n {
+			_, err := st.Append(context.Background(), fmt.Sprintf("facility-%d", i), eventstore.NoStream, eventstoretest.Events(1, "facility.reported.v1"))
+			require.NoError(t, err)
+		}
+		return st
+	}
+	run := func(st eventstore.Store, timeout time.Duration) error {
+		fwd, err := natslog.NewForwarder(st, nil, cfg)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return fwd.Run(ctx)
+	}
+	first := fill(3)
+	// The first log's three events go out; the forwarder then waits for more.
+	require.ErrorIs(t, run(first, 2*time.Second), context.DeadlineExceeded)
+
+	err := run(fill(3), time.Minute) // as long, other events
+	require.ErrorContains(t, err, "carries another log")
+	err = run(fill(2), time.Minute) // shorter
+	require.ErrorContains(t, err, "holds 3 messages but the log only 2 events")
+	require.ErrorIs(t, run(first, time.Second), context.DeadlineExceeded, "its own log goes on")
 }

@@ -52,6 +52,7 @@ type WorkerStats struct {
 	Events   uint64 // events in them (some may have been applied by another worker first)
 	Skipped  uint64 // messages at or before the checkpoint: applied already
 	Failures uint64 // messages given back (nak) after a failed apply
+	Foreign  uint64 // messages dropped: not the forwarder's
 }
 
 // NewWorker returns a worker of the named read models of engine.
@@ -252,7 +253,12 @@ func (w *Worker) consumer() wmjs.ResourceInitializer {
 func (w *Worker) handle(ctx context.Context, msg *message.Message) error {
 	e, err := pubsub.EventOf(msg)
 	if err != nil {
-		return fmt.Errorf("natslog: message %s: %w", msg.UUID, err)
+		// Not the forwarder's (someone else publishing on the log's
+		// subjects): dropping it loses nothing, since the log is read
+		// from the store and the next message of the log leads there.
+		w.count(func(s *WorkerStats) { s.Foreign++ })
+		w.cfg.Logger.Warn("message dropped: it carries no event of the log", "uuid", msg.UUID, "err", err)
+		return nil
 	}
 	errs := make([]error, len(w.names))
 	var wg sync.WaitGroup
