@@ -66,12 +66,9 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			attempt = -1 // not a failure: go on at once
 			continue
 		}
-		pause := min(time.Duration(1<<min(attempt, 6))*100*time.Millisecond, 5*time.Second)
-		log.Warn("forwarding stopped; starting again", "err", err, "in", pause)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pause):
+		log.Warn("forwarding stopped; starting again", "err", err, "in", backoff(attempt))
+		if err := pause(ctx, attempt); err != nil {
+			return err
 		}
 	}
 }

@@ -162,6 +162,24 @@ const (
 	headerExpectedLastSeq = nats.ExpectedLastSeqHdr
 )
 
+// backoff is the pause after the attempt-th failure in a row (from 0):
+// 100 ms, doubling, at most 5 s.
+func backoff(attempt int) time.Duration {
+	return min(time.Duration(1<<min(attempt, 6))*100*time.Millisecond, 5*time.Second)
+}
+
+// pause waits backoff(attempt), or until ctx ends (returning its error).
+func pause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(backoff(attempt))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // connect opens a NATS connection and its JetStream context.
 func connect(cfg Config, name string) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(cfg.URL, nats.Name(name), nats.MaxReconnects(-1))

@@ -97,12 +97,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		pause := min(time.Duration(1<<min(attempt, 6))*100*time.Millisecond, 5*time.Second)
-		log.Warn("consumption stopped; starting again", "err", err, "in", pause)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pause):
+		log.Warn("consumption stopped; starting again", "err", err, "in", backoff(attempt))
+		if err := pause(ctx, attempt); err != nil {
+			return err
 		}
 	}
 }
