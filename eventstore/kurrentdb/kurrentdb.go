@@ -622,17 +622,31 @@ func (s *Store) allPosition(ctx context.Context, after uint64) (esdb.AllPosition
 	if after == 0 {
 		return esdb.Start{}, nil
 	}
-	var at *esdb.Position
+	var (
+		at  *esdb.Position
+		rev uint64
+	)
 	found := func(r *esdb.RecordedEvent) (bool, error) {
-		at = &r.Position
+		at, rev = &r.Position, r.EventNumber
 		return false, nil
 	}
-	if err := s.readLog(ctx, esdb.ReadStreamOptions{From: esdb.Revision(after - 1)}, 1, found); err != nil {
-		return nil, err
-	}
-	if at == nil {
+	for {
+		at = nil
+		if err := s.readLog(ctx, esdb.ReadStreamOptions{From: esdb.Revision(after - 1)}, 1, found); err != nil {
+			return nil, err
+		}
+		if at != nil {
+			break
+		}
 		if err := s.readLog(ctx, esdb.ReadStreamOptions{From: esdb.End{}, Direction: esdb.Backwards}, 1, found); err != nil {
 			return nil, err
+		}
+		// The last event is only a safe start while it is not past
+		// after: an append between the two reads may have taken the log
+		// beyond after, and starting after the new last event would skip
+		// the events between. Then the first read finds after's event.
+		if at == nil || rev+1 <= after {
+			break
 		}
 	}
 	if at == nil || at.Commit == 0 {
