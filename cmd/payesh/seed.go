@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 
@@ -142,12 +141,8 @@ func openBulk(ctx context.Context, raw string) (eventstore.Store, error) {
 			return sqlite.Open(ctx, sqlite.Config{Path: path, MaxBatch: bulkBatch})
 		}
 	case "postgres", "postgresql":
-		if u, err := url.Parse(raw); err == nil {
-			q := u.Query()
-			schema := q.Get("schema")
-			q.Del("schema")
-			u.RawQuery = q.Encode()
-			return postgres.Open(ctx, postgres.Config{URL: u.String(), Schema: schema, MaxBatch: bulkBatch})
+		if driverURL, schema, err := backend.TakeParam(raw, "schema"); err == nil {
+			return postgres.Open(ctx, postgres.Config{URL: driverURL, Schema: schema, MaxBatch: bulkBatch})
 		}
 	}
 	return backend.Open(ctx, raw) // and its error for a URL it refuses

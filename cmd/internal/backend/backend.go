@@ -44,28 +44,35 @@ func Open(ctx context.Context, raw string) (eventstore.Store, error) {
 		}
 		return sqlite.Open(ctx, sqlite.Config{Path: path})
 	case "postgres", "postgresql":
-		u, err := url.Parse(raw)
+		driverURL, schema, err := TakeParam(raw, "schema")
 		if err != nil {
-			return nil, fmt.Errorf("store URL: %w", err)
+			return nil, err
 		}
-		q := u.Query()
-		schema := q.Get("schema")
-		q.Del("schema")
-		u.RawQuery = q.Encode()
-		return postgres.Open(ctx, postgres.Config{URL: u.String(), Schema: schema})
+		return postgres.Open(ctx, postgres.Config{URL: driverURL, Schema: schema})
 	case "kurrentdb", "kurrentdb+discover", "esdb", "esdb+discover":
-		u, err := url.Parse(raw)
+		driverURL, stream, err := TakeParam(raw, "stream")
 		if err != nil {
-			return nil, fmt.Errorf("store URL: %w", err)
+			return nil, err
 		}
-		q := u.Query()
-		stream := q.Get("stream")
-		q.Del("stream")
-		u.RawQuery = q.Encode()
-		return kurrentdb.Open(ctx, kurrentdb.Config{URL: u.String(), Stream: stream, Logger: kurrentLogger})
+		return kurrentdb.Open(ctx, kurrentdb.Config{URL: driverURL, Stream: stream, Logger: kurrentLogger})
 	default:
 		return nil, fmt.Errorf("store URL scheme %q is not supported: use sqlite://, postgres:// or kurrentdb://", scheme)
 	}
+}
+
+// TakeParam removes the query parameter key, which is Payesh's setting
+// and not the driver's (?schema= for PostgreSQL, ?stream= for KurrentDB),
+// from a store URL, and returns the URL left for the driver and the value.
+func TakeParam(raw, key string) (driverURL, value string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("store URL: %w", err)
+	}
+	q := u.Query()
+	value = q.Get(key)
+	q.Del(key)
+	u.RawQuery = q.Encode()
+	return u.String(), value, nil
 }
 
 // Beside returns the SQL store that keeps st's read models and applicant
