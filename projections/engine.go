@@ -375,18 +375,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 // follow prepares the projection, catches it up in large batches and then
 // follows the log live. It returns only with an error.
 func (e *Engine) follow(ctx context.Context, r *runner) error {
-	st, err := e.prepare(ctx, r)
+	st, err := e.prepareCurrent(ctx, r)
 	if err != nil {
 		return err
-	}
-	if st.Version != r.p.Version() {
-		e.cfg.Logger.Info("projection version changed: rebuilding", "projection", r.p.Name(), "stored", st.Version, "version", r.p.Version())
-		if err := e.rebuild(ctx, []*runner{r}, nil, true); err != nil {
-			return err
-		}
-		if st, err = e.prepare(ctx, r); err != nil {
-			return err
-		}
 	}
 	r.update(func(s *Status) { s.State, s.Position = StateCatchingUp, st.Position })
 	pos, err := e.catchUp(ctx, r, st.Position)
@@ -462,6 +453,22 @@ func (e *Engine) prepare(ctx context.Context, r *runner) (state, error) {
 	return st, nil
 }
 
+// prepareCurrent prepares the projection and, when its tables are of
+// another version than the projector's, rebuilds them from the log
+// (blue/green) and prepares it again: the state it returns is always the
+// projector's version.
+func (e *Engine) prepareCurrent(ctx context.Context, r *runner) (state, error) {
+	st, err := e.prepare(ctx, r)
+	if err != nil || st.Version == r.p.Version() {
+		return st, err
+	}
+	e.cfg.Logger.Info("projection version changed: rebuilding", "projection", r.p.Name(), "stored", st.Version, "version", r.p.Version())
+	if err := e.rebuild(ctx, []*runner{r}, nil, true); err != nil {
+		return state{}, err
+	}
+	return e.prepare(ctx, r)
+}
+
 // createTables runs the projector's DDL for one generation.
 func (e *Engine) createTables(ctx context.Context, tx *Tx, p Projector, t TableNames, indexes bool) error {
 	sc := p.Schema(tx.d, t)
@@ -513,17 +520,9 @@ func (e *Engine) Prepare(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	st, err := e.prepare(ctx, r)
+	st, err := e.prepareCurrent(ctx, r)
 	if err != nil {
 		return err
-	}
-	if st.Version != r.p.Version() {
-		if err := e.rebuild(ctx, []*runner{r}, nil, true); err != nil {
-			return err
-		}
-		if st, err = e.prepare(ctx, r); err != nil {
-			return err
-		}
 	}
 	// From here the projection follows the log through Handle's caller.
 	r.update(func(s *Status) { s.State, s.Position, s.LastError = StateLive, st.Position, "" })

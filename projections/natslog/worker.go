@@ -257,9 +257,15 @@ func (w *Worker) handle(ctx context.Context, msg *message.Message) error {
 		w.cfg.Logger.Warn("message dropped: it carries no event of the log", "uuid", msg.UUID, "err", err)
 		return nil
 	}
+	// Most messages of a backlog are behind what this worker already
+	// applied: those cost neither a goroutine nor a query.
 	errs := make([]error, len(w.names))
 	var wg sync.WaitGroup
 	for i, name := range w.names {
+		if e.Position <= w.known(name) {
+			w.count(func(s *WorkerStats) { s.Skipped++ })
+			continue
+		}
 		wg.Go(func() { errs[i] = w.advance(ctx, name, e.Position) })
 	}
 	wg.Wait()
@@ -268,10 +274,6 @@ func (w *Worker) handle(ctx context.Context, msg *message.Message) error {
 
 // advance brings one read model to position (and beyond, see handle).
 func (w *Worker) advance(ctx context.Context, name string, position uint64) error {
-	if position <= w.known(name) {
-		w.count(func(s *WorkerStats) { s.Skipped++ })
-		return nil
-	}
 	at, err := w.positions.Position(ctx, name)
 	if err != nil {
 		return err
